@@ -1,0 +1,237 @@
+"""Prefix attention (Algorithm 1) and NTK-Attention (Algorithm 2) of Section 4  [paper].
+
+Notation follows the paper: input X in R^{L x d}; frozen W_Q, W_K, W_V; prefix P in R^{m x d};
+Q = X W_Q, K = X W_K, V = X W_V, K_P = P W_K, V_P = P W_V; temperature 1/sqrt(d) [code].
+Functions take the projected arrays (the conditions of Theorem 4.1 are stated on them); :func:`project` forms them.
+Arrays are unbatched: vmap over a batch axis.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ntkprefix._validation import require, require_finite, require_rank, shape_of
+from ntkprefix.features import FeatureMap
+
+__all__ = ["Projected", "project", "prefix_attention", "ntk_attention", "max_abs_score", "DEFAULT_CHUNK_SIZE"]
+
+#: Prefix rows per streaming step of :func:`prefix_attention`: memory is O(L * chunk) whatever m is.
+DEFAULT_CHUNK_SIZE = 4096
+
+
+class Projected(NamedTuple):
+    """Q, K, V (L x d each, from X) and K_P, V_P (m x d each, from P)."""
+
+    Q: jax.Array
+    K: jax.Array
+    V: jax.Array
+    K_P: jax.Array
+    V_P: jax.Array
+
+
+def project(X: jax.Array, P: jax.Array, W_Q: jax.Array, W_K: jax.Array, W_V: jax.Array) -> Projected:
+    """Q = X W_Q, K = X W_K, V = X W_V, K_P = P W_K, V_P = P W_V  [paper, Section 4 notation].
+
+    Args:
+      X: input, (L, d). P: prefix, (m, d). W_Q, W_K: (d, d_k). W_V: (d, d_v).
+    """
+    require_rank("X", X, 2, "(L, d)")
+    require_rank("P", P, 2, "(m, d)")
+    d = X.shape[1]
+    require(P.shape[1] == d, f"P must have shape (m, {d}) to match X {shape_of(X)}, got {shape_of(P)}")
+    for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V)):
+        require_rank(name, W, 2, f"({d}, d_out)")
+        require(W.shape[0] == d, f"{name} must have shape ({d}, d_out) to match X {shape_of(X)}, got {shape_of(W)}")
+    require(W_Q.shape == W_K.shape, f"W_Q and W_K must have the same shape, got {shape_of(W_Q)} and {shape_of(W_K)}")
+    return Projected(X @ W_Q, X @ W_K, X @ W_V, P @ W_K, P @ W_V)
+
+
+def _causal_mask(L: int) -> jax.Array:
+    return jnp.tril(jnp.ones((L, L), dtype=bool))
+
+
+def _check_qkv(Q, K, V, causal: bool) -> tuple[int, int, int]:
+    require_rank("Q", Q, 2, "(L, d)")
+    L, d = Q.shape
+    require_rank("K", K, 2, f"({L}, {d})")
+    require(K.shape == (L, d), f"K must have shape ({L}, {d}) to match Q, got {shape_of(K)}")
+    require_rank("V", V, 2, f"({L}, d_v)")
+    require(V.shape[0] == L, f"V must have shape ({L}, d_v) to match Q {shape_of(Q)}, got {shape_of(V)}")
+    require(isinstance(causal, bool), f"causal must be a bool, got {causal!r}")
+    for name, x in (("Q", Q), ("K", K), ("V", V)):
+        require_finite(name, x)
+    return L, d, V.shape[1]
+
+
+def prefix_attention(
+    Q: jax.Array,
+    K: jax.Array,
+    V: jax.Array,
+    K_P: jax.Array,
+    V_P: jax.Array,
+    *,
+    causal: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> jax.Array:
+    """softmax([Q K_P^T, Q K^T] / sqrt(d)) [V_P; V]  -- Algorithm 1, prefix attention, exact  [paper].
+
+    Every query attends to all m prefix keys (never masked) and to the input keys (causally masked if
+    ``causal``). Streams over the prefix in chunks of ``chunk_size`` rows with a running max and sum
+    (log-sum-exp), so the scores never exceed L x chunk_size in memory and no exp overflows.
+
+    Args:
+      Q, K: (L, d). V: (L, d_v). K_P: (m, d). V_P: (m, d_v), m >= 1.
+      causal: mask input key j > i for query i. The prefix is never masked.
+      chunk_size: prefix rows per step (memory O(L chunk_size)).
+
+    Returns:
+      (L, d_v) attention output.
+    """
+    L, d, d_v = _check_qkv(Q, K, V, causal)
+    require_rank("K_P", K_P, 2, f"(m, {d})")
+    require_rank("V_P", V_P, 2, f"(m, {d_v})")
+    m = K_P.shape[0]
+    require(m >= 1, f"the prefix must have m >= 1 rows, got K_P of shape {shape_of(K_P)}")
+    require(K_P.shape[1] == d, f"K_P must have shape (m, {d}) to match Q {shape_of(Q)}, got {shape_of(K_P)}")
+    require(V_P.shape == (m, d_v), f"V_P must have shape ({m}, {d_v}) to match K_P and V, got {shape_of(V_P)}")
+    require(isinstance(chunk_size, int) and chunk_size >= 1, f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    require_finite("K_P", K_P)
+    require_finite("V_P", V_P)
+    return _prefix_attention(Q, K, V, K_P, V_P, causal=causal, chunk_size=min(chunk_size, m))
+
+
+class _RunningSoftmax(NamedTuple):
+    row_max: jax.Array  # (L,)
+    row_sum: jax.Array  # (L,), sum of exp(score - row_max)
+    acc: jax.Array  # (L, d_v), sum of exp(score - row_max) v
+
+
+def _absorb(state: _RunningSoftmax, scores: jax.Array, values: jax.Array) -> _RunningSoftmax:
+    """Fold a block of scores (L, n) (masked entries -inf) and values (n, d_v) into the running softmax."""
+    new_max = jnp.maximum(state.row_max, scores.max(axis=1))
+    rescale = jnp.exp(state.row_max - new_max)
+    weights = jnp.exp(scores - new_max[:, None])
+    return _RunningSoftmax(
+        new_max,
+        state.row_sum * rescale + weights.sum(axis=1),
+        state.acc * rescale[:, None] + weights @ values,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("causal", "chunk_size"))
+def _prefix_attention(Q, K, V, K_P, V_P, *, causal: bool, chunk_size: int):
+    L, d = Q.shape
+    m = K_P.shape[0]
+    dtype = jnp.result_type(Q, K, V, K_P, V_P)
+    scale = 1.0 / jnp.sqrt(jnp.asarray(d, dtype))
+    Qs = Q.astype(dtype) * scale
+    state = _RunningSoftmax(
+        jnp.full((L,), -jnp.inf, dtype), jnp.zeros((L,), dtype), jnp.zeros((L, V.shape[1]), dtype)
+    )
+    n_full = m // chunk_size
+
+    def body(i, state):
+        K_c = jax.lax.dynamic_slice_in_dim(K_P, i * chunk_size, chunk_size).astype(dtype)
+        V_c = jax.lax.dynamic_slice_in_dim(V_P, i * chunk_size, chunk_size).astype(dtype)
+        return _absorb(state, Qs @ K_c.T, V_c)
+
+    state = jax.lax.fori_loop(0, n_full, body, state)
+    if m % chunk_size:
+        tail = slice(n_full * chunk_size, m)
+        state = _absorb(state, Qs @ K_P[tail].astype(dtype).T, V_P[tail].astype(dtype))
+    scores = Qs @ K.astype(dtype).T
+    if causal:
+        scores = jnp.where(_causal_mask(L), scores, -jnp.inf)
+    state = _absorb(state, scores, V.astype(dtype))
+    return state.acc / state.row_sum[:, None]
+
+
+def ntk_attention(
+    Q: jax.Array,
+    K: jax.Array,
+    V: jax.Array,
+    Z: jax.Array,
+    k: jax.Array,
+    feature_map: FeatureMap,
+    *,
+    causal: bool = False,
+) -> jax.Array:
+    """T = D^{-1} (A V + phi(Q) Z),  D = diag(A 1_L + phi(Q) k),  A = exp(Q K^T / sqrt(d))  -- Algorithm 2  [paper].
+
+    A is causally masked if ``causal``; the prefix term phi(Q) Z, phi(Q) k never is. The common scale of every
+    row is carried in log space: with u = phi(q)^T Z, w = phi(q)^T k and M = max(max_j s_j, log max(|w|, max|u|)),
+    numerator and denominator are divided by e^M before any exp is taken, so no term overflows, in float32
+    included, for scores of any magnitude (the authors' exp(max) trick overflows past 88 in float32).
+
+    Args:
+      Q, K: (L, d). V: (L, d_v).
+      Z: (r, d_v), the prefix's sum phi(K_P)^T V_P or a learned matrix.
+      k: (r,), the prefix's sum phi(K_P)^T 1_m or a learned vector.
+      feature_map: phi, built for this d (its r must match Z and k).
+      causal: mask input key j > i for query i.
+
+    Returns:
+      (L, d_v). Where the feature map is not sign-definite, a learned or altered (Z, k) can make a row's
+      denominator vanish or turn negative; the output then is what the formula gives (inf or of either sign).
+    """
+    L, d, d_v = _check_qkv(Q, K, V, causal)
+    require(isinstance(feature_map, FeatureMap), f"feature_map must be a FeatureMap, got {type(feature_map).__name__}")
+    require(
+        feature_map.d == d,
+        f"feature map {feature_map.label} was built for d={feature_map.d}, but Q has shape {shape_of(Q)} (d={d})",
+    )
+    r = feature_map.r
+    require(shape_of(Z) == (r, d_v), f"Z must have shape (r, d_v) = ({r}, {d_v}) for {feature_map.label} and V {shape_of(V)}, got {shape_of(Z)}")
+    require(shape_of(k) == (r,), f"k must have shape (r,) = ({r},) for {feature_map.label}, got {shape_of(k)}")
+    require_finite("Z", Z)
+    require_finite("k", k)
+    return _ntk_attention(Q, K, V, Z, k, feature_map=feature_map, causal=causal)
+
+
+@functools.partial(jax.jit, static_argnames=("feature_map", "causal"))
+def _ntk_attention(Q, K, V, Z, k, *, feature_map: FeatureMap, causal: bool):
+    L, d = Q.shape
+    dtype = jnp.result_type(Q, K, V, Z, k)
+    Q, K, V, Z, k = (x.astype(dtype) for x in (Q, K, V, Z, k))
+    scores = (Q @ K.T) / jnp.sqrt(jnp.asarray(d, dtype))
+    if causal:
+        scores = jnp.where(_causal_mask(L), scores, -jnp.inf)
+    phi_Q = feature_map(Q)
+    u = phi_Q @ Z  # (L, d_v)
+    w = phi_Q @ k  # (L,)
+    # M >= log(tiny), so e^{-M} <= 1/tiny is finite, and |u| e^{-M} <= 1, |w| e^{-M} <= 1, exp(s - M) <= 1.
+    magnitude = jnp.maximum(jnp.maximum(jnp.abs(w), jnp.abs(u).max(axis=1)), jnp.finfo(dtype).tiny)
+    shift = jax.lax.stop_gradient(jnp.maximum(scores.max(axis=1), jnp.log(magnitude)))
+    weights = jnp.exp(scores - shift[:, None])
+    scale = jnp.exp(-shift)
+    prefix_num = u * scale[:, None]
+    prefix_den = w * scale
+    numerator = weights @ V + prefix_num
+    denominator = weights.sum(axis=1) + prefix_den
+    return numerator / denominator[:, None]
+
+
+def max_abs_score(Q: jax.Array, K_P: jax.Array, *, absolute_terms: bool = False, chunk_size: int = 65536) -> float:
+    """S = max_{i,j} |<q_i, k_j>| / sqrt(d) over the prefix keys, streamed in chunks  [derived, Theorem 4.1's score range].
+
+    With ``absolute_terms`` it returns S_abs = max_{i,j} sum_l |q_il k_jl| / sqrt(d) instead (the range that
+    controls rounding, :func:`ntkprefix.bounds.rounding_allowance`).
+    """
+    require_rank("Q", Q, 2, "(L, d)")
+    require_rank("K_P", K_P, 2, f"(m, {Q.shape[1]})")
+    require(K_P.shape[1] == Q.shape[1], f"K_P must have shape (m, {Q.shape[1]}) to match Q {shape_of(Q)}, got {shape_of(K_P)}")
+    if absolute_terms:
+        Q, K_P = jnp.abs(Q), jnp.abs(K_P)
+    best = 0.0
+    for start in range(0, K_P.shape[0], chunk_size):
+        best = max(best, float(_max_abs_score_block(Q, K_P[start : start + chunk_size])))
+    return best
+
+
+@jax.jit
+def _max_abs_score_block(Q, K_c):
+    return jnp.abs(Q @ K_c.T).max() / jnp.sqrt(jnp.asarray(Q.shape[1], Q.dtype))

@@ -1,0 +1,144 @@
+"""The reduction of a prefix to NTK-Attention's parameters, Z = phi(K_P)^T V_P and k = phi(K_P)^T 1_m  [derived].
+
+If exp(<q, k'>/sqrt(d)) ~= <phi(q), phi(k')>, then
+
+    sum_j exp(<q, K_P[j]>/sqrt(d)) V_P[j] ~= phi(q)^T Z,      sum_j exp(<q, K_P[j]>/sqrt(d)) ~= phi(q)^T k,
+
+so Algorithm 2 with (Z, k) reproduces prefix attention up to the kernel approximation error (the names match the
+authors' sum_phi_kv / sum_phi_k [code]). Both are running sums over prefix rows: :class:`PrefixSums` is the state,
+:func:`accumulate_prefix` adds rows, and :func:`reduce_prefix` / :func:`reduce_prefix_stream` drive it in chunks,
+so memory is O(chunk r) whatever m is, and an "infinite-long" prefix is the limit of the running sums.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ntkprefix._validation import require, require_finite, require_rank, shape_of
+from ntkprefix.features import FeatureMap
+
+__all__ = ["PrefixSums", "empty_prefix_sums", "accumulate_prefix", "reduce_prefix", "reduce_prefix_stream", "default_chunk_size"]
+
+
+class PrefixSums(NamedTuple):
+    """Running sums over the prefix rows seen so far: Z (r, d_v), k (r,), and their count m."""
+
+    Z: jax.Array
+    k: jax.Array
+    m: int
+
+
+def empty_prefix_sums(feature_map: FeatureMap, d_v: int, dtype=jnp.float64) -> PrefixSums:
+    """Z = 0 (r x d_v), k = 0 (r), m = 0: the sums over an empty prefix."""
+    require(isinstance(feature_map, FeatureMap), f"feature_map must be a FeatureMap, got {type(feature_map).__name__}")
+    require(isinstance(d_v, int) and d_v >= 1, f"d_v must be an int >= 1, got {d_v!r}")
+    r = feature_map.r
+    return PrefixSums(jnp.zeros((r, d_v), dtype), jnp.zeros((r,), dtype), 0)
+
+
+def default_chunk_size(feature_map: FeatureMap) -> int:
+    """Prefix rows per step: the largest power of two, between 256 and 65536, with chunk * r <= 2^23 entries."""
+    target = max(1, (1 << 23) // feature_map.r)
+    chunk = 1 << (target.bit_length() - 1)
+    return int(min(max(chunk, 256), 65536))
+
+
+def _check_rows(K_rows, V_rows, feature_map: FeatureMap) -> None:
+    require(isinstance(feature_map, FeatureMap), f"feature_map must be a FeatureMap, got {type(feature_map).__name__}")
+    require_rank("K_P", K_rows, 2, f"(m, {feature_map.d})")
+    require(
+        K_rows.shape[1] == feature_map.d,
+        f"feature map {feature_map.label} was built for d={feature_map.d}, but K_P has shape {shape_of(K_rows)}",
+    )
+    require_rank("V_P", V_rows, 2, f"({K_rows.shape[0]}, d_v)")
+    require(
+        V_rows.shape[0] == K_rows.shape[0],
+        f"K_P and V_P must have the same number of rows, got {shape_of(K_rows)} and {shape_of(V_rows)}",
+    )
+
+
+def accumulate_prefix(sums: PrefixSums, K_rows: jax.Array, V_rows: jax.Array, feature_map: FeatureMap) -> PrefixSums:
+    """Z + phi(K_rows)^T V_rows, k + phi(K_rows)^T 1, m + rows: add prefix rows to the running sums  [derived].
+
+    Args:
+      sums: the running sums so far (:func:`empty_prefix_sums` to start).
+      K_rows: (n, d) projected prefix keys. V_rows: (n, d_v) projected prefix values.
+      feature_map: phi, built for this d.
+    """
+    _check_rows(K_rows, V_rows, feature_map)
+    require(
+        shape_of(sums.Z) == (feature_map.r, V_rows.shape[1]),
+        f"running Z has shape {shape_of(sums.Z)}, but {feature_map.label} with V_P {shape_of(V_rows)} needs "
+        f"({feature_map.r}, {V_rows.shape[1]})",
+    )
+    require_finite("K_P", K_rows)
+    require_finite("V_P", V_rows)
+    Z, k = _accumulate(sums.Z, sums.k, K_rows, V_rows, feature_map=feature_map)
+    return PrefixSums(Z, k, sums.m + int(K_rows.shape[0]))
+
+
+@functools.partial(jax.jit, static_argnames=("feature_map",))
+def _accumulate(Z, k, K_rows, V_rows, *, feature_map: FeatureMap):
+    phi = feature_map(K_rows.astype(Z.dtype))
+    return Z + phi.T @ V_rows.astype(Z.dtype), k + phi.sum(axis=0)
+
+
+@functools.partial(jax.jit, static_argnames=("feature_map",))
+def _accumulate_masked(Z, k, K_rows, V_rows, n_valid, *, feature_map: FeatureMap):
+    valid = (jnp.arange(K_rows.shape[0]) < n_valid).astype(Z.dtype)
+    phi = feature_map(K_rows.astype(Z.dtype)) * valid[:, None]
+    return Z + phi.T @ V_rows.astype(Z.dtype), k + phi.sum(axis=0)
+
+
+def reduce_prefix(
+    K_P: jax.Array, V_P: jax.Array, feature_map: FeatureMap, *, chunk_size: int | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """(Z, k) = (phi(K_P)^T V_P, phi(K_P)^T 1_m), streamed over the prefix in chunks  [derived, Eq. 7].
+
+    Every chunk has the same shape (the last is zero-padded and masked), so the step compiles once per
+    (chunk_size, d, d_v, r) whatever m is.
+
+    Args:
+      K_P: (m, d) projected prefix keys, m >= 1. V_P: (m, d_v) projected prefix values.
+      feature_map: phi, built for this d.
+      chunk_size: rows per step; default :func:`default_chunk_size`.
+
+    Returns:
+      Z of shape (r, d_v) and k of shape (r,), in the dtype of K_P and V_P.
+    """
+    _check_rows(K_P, V_P, feature_map)
+    require(K_P.shape[0] >= 1, f"the prefix must have m >= 1 rows, got K_P of shape {shape_of(K_P)}")
+    require_finite("K_P", K_P)
+    require_finite("V_P", V_P)
+    dtype = jnp.result_type(K_P, V_P)
+    chunk = chunk_size if chunk_size is not None else default_chunk_size(feature_map)
+    require(isinstance(chunk, int) and chunk >= 1, f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    m = K_P.shape[0]
+    chunk = min(chunk, m)
+    Z, k, _ = empty_prefix_sums(feature_map, V_P.shape[1], dtype)
+    for start in range(0, m, chunk):
+        K_c, V_c = K_P[start : start + chunk], V_P[start : start + chunk]
+        n = K_c.shape[0]
+        if n < chunk:
+            pad = ((0, chunk - n), (0, 0))
+            K_c, V_c = jnp.pad(K_c, pad), jnp.pad(V_c, pad)
+        Z, k = _accumulate_masked(Z, k, K_c, V_c, n, feature_map=feature_map)
+    return Z, k
+
+
+def reduce_prefix_stream(
+    chunks: Iterable[tuple[jax.Array, jax.Array]], feature_map: FeatureMap, d_v: int, dtype=jnp.float64
+) -> PrefixSums:
+    """The running sums over a prefix given as an iterable of (K_rows, V_rows) chunks  [derived].
+
+    The prefix never exists in memory as a whole: m is bounded only by time. Returns the :class:`PrefixSums`.
+    """
+    sums = empty_prefix_sums(feature_map, d_v, dtype)
+    for K_rows, V_rows in chunks:
+        sums = accumulate_prefix(sums, K_rows, V_rows, feature_map)
+    require(sums.m >= 1, "the stream held no prefix rows; expected at least one (K_rows, V_rows) chunk with m >= 1")
+    return sums
