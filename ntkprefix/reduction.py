@@ -99,8 +99,8 @@ def reduce_prefix(
 ) -> tuple[jax.Array, jax.Array]:
     """(Z, k) = (phi(K_P)^T V_P, phi(K_P)^T 1_m), streamed over the prefix in chunks  [derived, Eq. 7].
 
-    Every chunk has the same shape (the last is zero-padded and masked), so the step compiles once per
-    (chunk_size, d, d_v, r) whatever m is.
+    Every chunk has the same shape (the last, or a prefix shorter than a chunk, is zero-padded and masked), so
+    the step compiles once per (chunk_size, d, d_v, r) whatever m is.
 
     Args:
       K_P: (m, d) projected prefix keys, m >= 1. V_P: (m, d_v) projected prefix values.
@@ -118,7 +118,6 @@ def reduce_prefix(
     chunk = chunk_size if chunk_size is not None else default_chunk_size(feature_map)
     require(isinstance(chunk, int) and chunk >= 1, f"chunk_size must be an int >= 1, got {chunk_size!r}")
     m = K_P.shape[0]
-    chunk = min(chunk, m)
     Z, k, _ = empty_prefix_sums(feature_map, V_P.shape[1], dtype)
     for start in range(0, m, chunk):
         K_c, V_c = K_P[start : start + chunk], V_P[start : start + chunk]

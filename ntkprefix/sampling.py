@@ -1,0 +1,73 @@
+"""Random instances that meet, or by construction break, each claim's conditions.
+
+Norm conditions are met by construction, never by rejection: an instance is drawn as a direction (arrays scaled
+so that their largest entry is exactly 1) and then multiplied by a radius. The radius equal to the bound gives the
+hardest instance that still meets the condition; a radius above it breaks the condition by a known factor.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ntkprefix._validation import require
+from ntkprefix.attention import Projected, project
+
+__all__ = ["unit_prefix_instance", "scale_instance", "theorem_4_1_instance", "entry_norms"]
+
+
+def _unit_inf(x: jax.Array) -> jax.Array:
+    return x / jnp.abs(x).max()
+
+
+def unit_prefix_instance(
+    key: jax.Array, *, d: int, L: int, m: int, prefix_offset: float = 1.0, dtype=jnp.float64
+) -> Projected:
+    """A direction for Theorem 4.1: Q, K_C = [K_P; K], V_C = [V_P; V] each scaled to ||.||_inf = 1 exactly.
+
+    X ~ N(0, I) (L rows), P = prefix_offset * mu + N(0, I) (m rows, mu ~ N(0, I) shared by every row, so prefix
+    keys are coherent rather than centred, as a trained prefix's are), W_Q, W_K, W_V ~ N(0, I/d); then Q, K, V,
+    K_P, V_P = :func:`ntkprefix.attention.project`, and (K_P, K) and (V_P, V) rescaled jointly. Rescaling the
+    projections is rescaling W_Q, W_K, W_V, so the instance is a genuine (X, P, W) triple.
+
+    The first n rows of an instance with m rows are the instance with n rows up to the common scale: callers that
+    sweep m take prefixes of one long instance ("a growing prefix") and rescale.
+    """
+    require(d >= 1 and L >= 1 and m >= 1, f"d, L, m must be >= 1, got d={d}, L={L}, m={m}")
+    k_x, k_p, k_mu, k_w = jax.random.split(key, 4)
+    X = jax.random.normal(k_x, (L, d), dtype)
+    mu = jax.random.normal(k_mu, (1, d), dtype)
+    P = prefix_offset * mu + jax.random.normal(k_p, (m, d), dtype)
+    W_Q, W_K, W_V = jax.random.normal(k_w, (3, d, d), dtype) / jnp.sqrt(jnp.asarray(d, dtype))
+    inst = project(X, P, W_Q, W_K, W_V)
+    k_scale = jnp.maximum(jnp.abs(inst.K_P).max(), jnp.abs(inst.K).max())
+    v_scale = jnp.maximum(jnp.abs(inst.V_P).max(), jnp.abs(inst.V).max())
+    return Projected(_unit_inf(inst.Q), inst.K / k_scale, inst.V / v_scale, inst.K_P / k_scale, inst.V_P / v_scale)
+
+
+def scale_instance(inst: Projected, *, query_bound: float, key_bound: float, value_bound: float) -> Projected:
+    """Multiply Q by query_bound, K_C by key_bound and V_C by value_bound (a unit instance then attains them)."""
+    require(min(query_bound, key_bound, value_bound) > 0, "bounds must be > 0")
+    return Projected(
+        inst.Q * query_bound, inst.K * key_bound, inst.V * value_bound, inst.K_P * key_bound, inst.V_P * value_bound
+    )
+
+
+def theorem_4_1_instance(
+    key: jax.Array, *, d: int, L: int, m: int, entry_bound: float, prefix_offset: float = 1.0, dtype=jnp.float64
+) -> Projected:
+    """An instance with ||Q||_inf = ||K_C||_inf = ||V_C||_inf = entry_bound exactly  [paper, Theorem 4.1's conditions].
+
+    Theorem 4.1 asks for entries o(sqrt(log m)); a fixed bound b is o(sqrt(log m)), and b > sqrt(log m) breaks it.
+    """
+    unit = unit_prefix_instance(key, d=d, L=L, m=m, prefix_offset=prefix_offset, dtype=dtype)
+    return scale_instance(unit, query_bound=entry_bound, key_bound=entry_bound, value_bound=entry_bound)
+
+
+def entry_norms(inst: Projected) -> dict[str, float]:
+    """||Q||_inf, ||K_C||_inf, ||V_C||_inf of an instance, as floats."""
+    return {
+        "Q": float(jnp.abs(inst.Q).max()),
+        "K_C": float(max(jnp.abs(inst.K_P).max(), jnp.abs(inst.K).max())),
+        "V_C": float(max(jnp.abs(inst.V_P).max(), jnp.abs(inst.V).max())),
+    }

@@ -1,0 +1,1 @@
+"""verify: one check per claim of the paper; `python -m verify --list`."""
