@@ -181,8 +181,13 @@ def _fit_slope(rows: list[dict]) -> dict:
 
 
 def run(options: RunOptions) -> Result:
+    """The check with the settings of its mode (quick or full) and control."""
+    return run_with(settings_for(options), options)
+
+
+def run_with(s: Settings, options: RunOptions) -> Result:
+    """The check with explicit :class:`Settings` (options give the seed, the mode label and the control label)."""
     start = time.perf_counter()
-    s = settings_for(options)
     key = jax.random.PRNGKey(options.seed)
     rows, worst = [], {"Q": 0.0, "K_C": 0.0, "V_C": 0.0}
     for i in range(s.n_seeds):
