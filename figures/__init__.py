@@ -1,0 +1,1 @@
+"""figures: regenerate the paper's figures (python -m figures --list)."""
