@@ -37,6 +37,10 @@ class Claim:
     plot: Callable[[Result, Path], list[Path]]
     controls: dict[str, str]  # name -> what it breaks
 
+    def new_result(self, **fields) -> Result:
+        """A Result of this claim: id, paper item, tag and statement filled in from the claim."""
+        return Result(claim=self.id, paper_item=self.paper_item, tag=self.tag, statement=self.statement, **fields)
+
 
 _CHECK_MODULES = ("verify.checks.thm4_1",)
 

@@ -266,17 +266,13 @@ def run_with(s: Settings, options: RunOptions) -> Result:
             "fitted_slope_seed0": elu_fit["slope"],
         }
     ]
-    return Result(
-        claim="thm4_1",
-        paper_item="Theorem 4.1",
-        tag="[paper] statement; [derived] computable bound",
-        statement=STATEMENT,
+    return CLAIM.new_result(
         verdict=verdict,
         reason=reason,
         conditions=conditions,
         bound={
             "rigorous": "2 eps/(1-eps) max|V_C| + rounding allowance, eps = S^(g+1)/(g+1)! 1F1(g+1; g+2; S) "
-            "with S the realised max |<q,k'>|/sqrt(d) [derived]",
+            "with S the realised max |<q,k'>|/sqrt(d); the bound is [derived], the statement [paper]",
             "asymptotic": f"error with g(m) (exact remainder <= m^-c on the realised S) falls at least as m^-c, c = {s.rate:g}",
         },
         findings=findings,
