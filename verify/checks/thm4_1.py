@@ -3,7 +3,8 @@
 Statement as used [paper]: if ||Q||_inf, ||K_C||_inf, ||V_C||_inf <= o(sqrt(log m)) and d = O(log m), Algorithm 2
 outputs T with ||T - PrefixAttn(X, P)||_inf <= 1/poly(m).
 
-What is measured, on instances with ||Q||_inf = ||K_C||_inf = ||V_C||_inf = b exactly (b fixed: o(sqrt(log m))):
+What is measured, on growing prefixes with ||Q||_inf = ||K_C||_inf = ||V_C||_inf = b exactly at the largest m (at
+most b below it; b fixed, so o(sqrt(log m))):
 
 (a) for every m = 2^0 .. 2^M and every degree g of a grid, the error against the rigorous computable bound of
     :func:`ntkprefix.bounds.theorem_4_1_bound` (kernel term [derived] plus a rounding allowance): never exceeded;
@@ -56,7 +57,7 @@ class Settings:
 
     d: int = 4  # head dimension; fixed d is O(log m)
     L: int = 16  # input length
-    entry_bound: float = 1.0  # b: ||Q||_inf = ||K_C||_inf = ||V_C||_inf = b exactly
+    entry_bound: float = 1.0  # b: entries of Q, K_C, V_C <= b, attained at the largest m
     rate: float = 1.0  # c in eps(m) = m^-c
     grid_degrees: tuple[int, ...] = (1, 2, 4, 8)
     max_log2_m: int = 20
