@@ -5,14 +5,9 @@ Pure functions only: no printing, plotting or file I/O. Verification float64 nee
 the dtype of its inputs.
 """
 
-import os as _os
-
-# neural-tangents imports TensorFlow unconditionally; keep its C++ start-up logging out of the user's terminal.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from ntkprefix import bounds  # noqa: E402
-from ntkprefix.attention import Projected, max_abs_score, ntk_attention, prefix_attention, project  # noqa: E402
-from ntkprefix.features import (  # noqa: E402
+from ntkprefix import bounds, kernels, model, training
+from ntkprefix.attention import Projected, max_abs_score, ntk_attention, prefix_attention, project
+from ntkprefix.features import (
     FeatureMap,
     as23_degree,
     elu_feature_map,
@@ -21,7 +16,7 @@ from ntkprefix.features import (  # noqa: E402
     taylor_feature_dimension,
     taylor_feature_map,
 )
-from ntkprefix.reduction import (  # noqa: E402
+from ntkprefix.reduction import (
     PrefixSums,
     accumulate_prefix,
     empty_prefix_sums,
@@ -33,6 +28,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "bounds",
+    "kernels",
+    "model",
+    "training",
     "Projected",
     "project",
     "prefix_attention",

@@ -1,0 +1,123 @@
+"""The neural tangent kernel of the stylized prefix model, three ways, and its infinite-prefix limit.
+
+NTK [template]: H(W) in R^{n d_out x n d_out}, rows and columns indexed (i, l) -> i d_out + l,
+
+    H_{(i,l),(j,l')} = (1/m) sum_r <dF_l(x_i)/dw_r, dF_l'(x_j)/dw_r>
+                     = (1/m) <x_i, x_j> sum_r G[i,l,r] G[j,l',r]            [derived, closed form]
+
+with G from :func:`ntkprefix.model.output_gradient_factors`. The same matrix is computed by contracting the
+Jacobian from ``jax.jacobian`` (:func:`ntk_matrix_autodiff`) and by ``neural_tangents.empirical_ntk_fn``
+(:func:`ntk_matrix_neural_tangents`), each divided by m.
+
+Infinite-prefix kernel [derived] (:func:`infinite_prefix_kernel`): H(W(0)) -> (X X^T o exp(sigma^2 X X^T)) kron I_{d_out}
+as m -> infinity, for c_m = m, w_r(0) ~ N(0, sigma^2 I_d) and a with independent uniform signs. Derivation, for
+fixed x_i, x_j:
+
+1. The softmax normaliser concentrates: (1/m) sum_s exp(<w_s, x>) -> E exp(<w, x>) = exp(sigma^2 ||x||^2 / 2),
+   so S_r(x) = exp(<w_r, x>) / (m exp(sigma^2 ||x||^2 / 2)) (1 + o(1)).
+2. The weighted sign mean vanishes: <a_l, S(x)> = sum_r a_{l,r} S_r(x) -> E[a] = 0, since a is independent of W.
+3. Hence, with c_m = m,
+       (1/m) sum_r G[i,l,r] G[j,l',r] -> m sum_r S_r(x_i) S_r(x_j) a_{l,r} a_{l',r}
+       -> E[a_l a_l'] E[exp(<w, x_i + x_j>)] / exp(sigma^2 (||x_i||^2 + ||x_j||^2) / 2)
+       = delta_{l l'} exp(sigma^2 (||x_i + x_j||^2 - ||x_i||^2 - ||x_j||^2) / 2) = delta_{l l'} exp(sigma^2 <x_i, x_j>).
+4. Multiplying by <x_i, x_j> gives H_inf_{(i,l),(j,l')} = <x_i, x_j> exp(sigma^2 <x_i, x_j>) delta_{l l'}.
+
+The fluctuations are O(1/sqrt(m)) by the central limit theorem, but exp(<w, x>) is log-normal, so the rate shows
+only once m is large (the heavier the tail, sigma ||x|| larger, the later).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import jax
+import jax.numpy as jnp
+
+from ntkprefix._validation import require, require_rank, shape_of
+from ntkprefix.model import model_output, output_gradient_factors
+
+__all__ = ["ntk_matrix", "ntk_matrix_autodiff", "ntk_matrix_neural_tangents", "infinite_prefix_kernel", "NT_IMPLEMENTATIONS"]
+
+#: The empirical NTK implementations of neural-tangents 0.6.5, by name.
+NT_IMPLEMENTATIONS = ("AUTO", "JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS", "STRUCTURED_DERIVATIVES")
+
+
+def _import_neural_tangents():
+    """neural_tangents, imported with TensorFlow's C++ logging silenced.
+
+    neural-tangents imports TensorFlow, whose start-up logs errors about CUDA plugins; ``import jax`` sets
+    TF_CPP_MIN_LOG_LEVEL=1 when it is unset, so it is raised to 3 for the import and restored after.
+    """
+    previous = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    try:
+        import neural_tangents
+    finally:
+        if previous is None:
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = previous
+    return neural_tangents
+
+
+def _as_matrix(H4: jax.Array) -> jax.Array:
+    n, d_out = H4.shape[0], H4.shape[1]
+    return H4.reshape(n * d_out, n * d_out)
+
+
+def ntk_matrix(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: float | None = None) -> jax.Array:
+    """H(W)_{(i,l),(j,l')} = (1/m) <x_i, x_j> sum_r G[i,l,r] G[j,l',r], closed form: (n d_out, n d_out)  [template; derived].
+
+    Args:
+      W: (d, m) prefix keys. X: (n, d) inputs. a: (d_out, m) fixed signs.
+      output_scale: c_m; None means m [template].
+    """
+    G = output_gradient_factors(W, X, a, output_scale=output_scale)  # (n, d_out, m)
+    m = W.shape[1]
+    H4 = jnp.einsum("ij,ilr,jkr->iljk", X @ X.T, G, G) / m
+    return _as_matrix(H4)
+
+
+def ntk_matrix_autodiff(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: float | None = None) -> jax.Array:
+    """H(W) = (1/m) J J^T with J = dF/dW from ``jax.jacobian``: (n d_out, n d_out)  [template]."""
+    J = jax.jacobian(lambda W_: model_output(W_, X, a, output_scale=output_scale))(W)  # (n, d_out, d, m)
+    n, d_out = J.shape[:2]
+    J = J.reshape(n * d_out, -1)
+    return J @ J.T / W.shape[1]
+
+
+def ntk_matrix_neural_tangents(
+    W: jax.Array, X: jax.Array, a: jax.Array, *, implementation: str = "AUTO", output_scale: float | None = None
+) -> jax.Array:
+    """H(W) from ``neural_tangents.empirical_ntk_fn`` (trace_axes=()), divided by m: (n d_out, n d_out)  [template].
+
+    Args:
+      implementation: one of :data:`NT_IMPLEMENTATIONS`.
+    """
+    require(implementation in NT_IMPLEMENTATIONS, f"implementation must be one of {NT_IMPLEMENTATIONS}, got {implementation!r}")
+    nt = _import_neural_tangents()  # imported here: it imports TensorFlow, which the rest of the library never needs
+
+    def apply_fn(params, x):
+        return model_output(params, x, a, output_scale=output_scale)
+
+    kernel_fn = nt.empirical_ntk_fn(
+        apply_fn, trace_axes=(), vmap_axes=0, implementation=getattr(nt.NtkImplementation, implementation)
+    )
+    with contextlib.redirect_stdout(io.StringIO()):  # AUTO prints its FLOP estimates; the library never prints
+        H4 = kernel_fn(X, None, W)  # (n, n, d_out, d_out)
+    return _as_matrix(jnp.transpose(H4, (0, 2, 1, 3))) / W.shape[1]
+
+
+def infinite_prefix_kernel(X: jax.Array, sigma: float, d_out: int) -> jax.Array:
+    """H_inf = (X X^T o exp(sigma^2 X X^T)) kron I_{d_out}: the m -> infinity limit of H(W(0))  [derived, see module doc].
+
+    Args:
+      X: (n, d) inputs. sigma: the standard deviation of w_r(0). d_out: the output dimension (d in the paper).
+    """
+    require_rank("X", X, 2, "(n, d)")
+    require(sigma > 0, f"sigma must be > 0, got {sigma!r}")
+    require(isinstance(d_out, int) and d_out >= 1, f"d_out must be an int >= 1, got {d_out!r} (X has shape {shape_of(X)})")
+    gram = X @ X.T
+    return jnp.kron(gram * jnp.exp(sigma**2 * gram), jnp.eye(d_out, dtype=gram.dtype))

@@ -1,0 +1,76 @@
+"""The NTK three ways (closed form, jax.jacobian, every neural-tangents implementation) and its m -> infinity limit."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkprefix import kernels, model
+from tests.test_model import problem, rel
+
+
+def assert_close(H, expected, tol, what):
+    err = rel(H, expected)
+    assert err <= tol, f"{what}: relative Frobenius error {err:.3e} > {tol:g}\nH=\n{np.asarray(H)}\nexpected=\n{np.asarray(expected)}"
+
+
+@pytest.mark.parametrize("n,d,m,d_out,scale", [(1, 1, 1, 1, None), (5, 3, 64, 2, None), (4, 4, 200, 3, 1.0)])
+def test_closed_form_equals_jacobian_contraction(n, d, m, d_out, scale):
+    W, X, _, a = problem(n, d, m, d_out, seed=m)
+    assert_close(kernels.ntk_matrix(W, X, a, output_scale=scale), kernels.ntk_matrix_autodiff(W, X, a, output_scale=scale), 1e-10, "jax.jacobian")
+
+
+@pytest.mark.parametrize("implementation", kernels.NT_IMPLEMENTATIONS)
+def test_closed_form_equals_neural_tangents(implementation):
+    W, X, _, a = problem(n=5, d=3, m=48, d_out=2, seed=1)
+    H_nt = kernels.ntk_matrix_neural_tangents(W, X, a, implementation=implementation)
+    assert_close(kernels.ntk_matrix(W, X, a), H_nt, 1e-10, f"neural-tangents {implementation}")
+
+
+def test_neural_tangents_route_prints_nothing(capfd):
+    W, X, _, a = problem(n=3, d=2, m=8, d_out=2)
+    kernels.ntk_matrix_neural_tangents(W, X, a, implementation="AUTO")
+    out, err = capfd.readouterr()
+    assert out == "" and "cuDNN" not in err
+
+
+def test_unknown_implementation_is_rejected():
+    W, X, _, a = problem()
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        kernels.ntk_matrix_neural_tangents(W, X, a, implementation="FAST")
+
+
+def test_ntk_is_symmetric_positive_semidefinite():
+    W, X, _, a = problem(n=6, d=3, m=100, d_out=3)
+    H = kernels.ntk_matrix(W, X, a)
+    np.testing.assert_allclose(H, H.T, rtol=0, atol=1e-12 * float(jnp.abs(H).max()))
+    assert float(jnp.linalg.eigvalsh(H)[0]) >= -1e-12 * float(jnp.abs(H).max())
+
+
+def test_infinite_prefix_kernel_formula():
+    X = jnp.array([[0.6, 0.0], [0.0, 0.8], [0.3, 0.4]])
+    H = kernels.infinite_prefix_kernel(X, sigma=1.5, d_out=2)
+    gram = np.asarray(X @ X.T)
+    expected = np.kron(gram * np.exp(2.25 * gram), np.eye(2))
+    np.testing.assert_allclose(H, expected, rtol=1e-14)
+
+
+def test_empirical_kernel_approaches_the_infinite_prefix_kernel():
+    # Relative Frobenius error over 4 seeds falls as m grows, and reaches a few percent at m = 2^16.
+    n, d, d_out, sigma = 5, 4, 2, 1.0
+    X = jax.random.normal(jax.random.PRNGKey(10), (n, d))
+    X = X / jnp.linalg.norm(X, axis=1, keepdims=True)
+    H_inf = kernels.infinite_prefix_kernel(X, sigma, d_out)
+    errors = []
+    for log2_m in (6, 10, 14, 16):
+        m = 2**log2_m
+        errs = []
+        for seed in range(4):
+            kw, ka = jax.random.split(jax.random.PRNGKey(100 + seed))
+            W = model.init_prefix_weights(kw, d, m, sigma)
+            a = model.random_signs(ka, d_out, m)
+            errs.append(rel(kernels.ntk_matrix(W, X, a), H_inf))
+        errors.append(float(np.mean(errs)))
+    assert all(e2 < e1 for e1, e2 in zip(errors, errors[1:])), errors
+    assert errors[-1] < 0.05, errors
+    assert errors[0] > 0.2, errors  # far from the limit at m = 64: the test would notice a wrong limit
