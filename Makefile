@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 verify: $(STAMP)
-	$(PY) -m verify thm4_1 --out $(OUT) --json $(OUT)/thm4_1.json
+	$(PY) -m verify --all --out $(OUT) --json $(OUT)/results.json
 
 verify-quick: $(STAMP)
-	$(PY) -m verify thm4_1 --quick --out $(OUT) --json $(OUT)/thm4_1.json
+	$(PY) -m verify --all --quick --out $(OUT) --json $(OUT)/results.json
 
 test: $(STAMP)
 	$(PY) -m pytest

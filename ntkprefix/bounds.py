@@ -39,6 +39,10 @@ __all__ = [
     "rounding_allowance",
     "Theorem41Bound",
     "theorem_4_1_bound",
+    "entry_scale_B",
+    "lemma_3_1_bound",
+    "Theorem32Requirements",
+    "theorem_3_2_requirements",
 ]
 
 
@@ -158,3 +162,50 @@ def theorem_4_1_bound(
             unit_roundoff=unit_roundoff,
         ),
     )
+
+
+# ---- Section 3: the stylized model. Every constant below is [template] (arXiv 2405.03251's NTK template, which
+# ---- Section 3 follows; exact constants unconfirmed) or [paper]. Checks report the slack against these, never
+# ---- assert them.
+
+
+def entry_scale_B(*, sigma: float, n: int, d: int, delta: float, C: float = 1.0) -> float:
+    """B = max{C sigma sqrt(log(n d / delta)), 1}  [paper; the constant C is unstated: C = 1 by default, [template]]."""
+    require(sigma > 0 and n >= 1 and d >= 1, f"sigma, n, d must be positive, got sigma={sigma}, n={n}, d={d}")
+    require(0 < delta < 1, f"delta must lie in (0, 1), got {delta!r}")
+    return max(C * sigma * math.sqrt(math.log(n * d / delta)), 1.0)
+
+
+def lemma_3_1_bound(
+    *, R: float, n: int, d: int, B: float, poly_exponent: float = 1.0, exp_coefficient: float = 10.0
+) -> float:
+    """||H(W~) - H(W(0))||_F <= R (n d)^p exp(c B)  [template: the form is the template's, p = 1 and c = 10 are
+    placeholders for its unconfirmed constants; the lem3_1 check reports measured / this as the slack]."""
+    require(R >= 0, f"R must be >= 0, got {R!r}")
+    return R * (n * d) ** poly_exponent * math.exp(exp_coefficient * B)
+
+
+@dataclasses.dataclass(frozen=True)
+class Theorem32Requirements:
+    """The template's prescriptions for Theorem 3.2 [template, constants unconfirmed]."""
+
+    m_required: float  # Omega(lambda^-2 n^2 d^2 exp(18 B) log^2(n d / delta)), with the Omega constant 1
+    eta_prescribed: float  # 0.1 lambda / (m n^2 d^2 exp(16 B))
+    T_required: float  # Omega((m eta lambda)^-1 log(n d / eps)), with the Omega constant 1
+
+
+def theorem_3_2_requirements(
+    *, lam: float, n: int, d: int, B: float, delta: float, m: int, eps: float, eta: float | None = None
+) -> Theorem32Requirements:
+    """m, eta and T as the template prescribes them  [template; every Omega(.) constant set to 1].
+
+    T uses ``eta`` when given (the step size actually used), else the prescribed eta.
+    """
+    require(lam > 0, f"lambda must be > 0, got {lam!r}")
+    require(0 < delta < 1 and eps > 0, f"need 0 < delta < 1 and eps > 0, got delta={delta}, eps={eps}")
+    log_nd = math.log(n * d / delta)
+    m_required = lam**-2 * n**2 * d**2 * math.exp(18 * B) * log_nd**2
+    eta_prescribed = 0.1 * lam / (m * n**2 * d**2 * math.exp(16 * B))
+    eta_used = eta_prescribed if eta is None else eta
+    T_required = math.log(n * d / eps) / (m * eta_used * lam)
+    return Theorem32Requirements(m_required, eta_prescribed, T_required)

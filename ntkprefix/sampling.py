@@ -13,7 +13,14 @@ import jax.numpy as jnp
 from ntkprefix._validation import require
 from ntkprefix.attention import Projected, project
 
-__all__ = ["unit_prefix_instance", "scale_instance", "theorem_4_1_instance", "entry_norms"]
+__all__ = [
+    "unit_prefix_instance",
+    "scale_instance",
+    "theorem_4_1_instance",
+    "entry_norms",
+    "section3_data",
+    "perturbation_directions",
+]
 
 
 def _unit_inf(x: jax.Array) -> jax.Array:
@@ -71,3 +78,26 @@ def entry_norms(inst: Projected) -> dict[str, float]:
         "K_C": float(max(jnp.abs(inst.K_P).max(), jnp.abs(inst.K).max())),
         "V_C": float(max(jnp.abs(inst.V_P).max(), jnp.abs(inst.V).max())),
     }
+
+
+def _unit_rows(key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
+    z = jax.random.normal(key, shape, dtype)
+    return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
+
+
+def section3_data(
+    key: jax.Array, *, n: int, d: int, d_out: int, data_radius: float = 1.0, dtype=jnp.float64
+) -> tuple[jax.Array, jax.Array]:
+    """X (n, d) with ||x_i||_2 = data_radius exactly (uniform directions) and targets Y ~ N(0, I) (n, d_out).
+
+    data_radius <= 1 meets Section 3's assumption ||x_i||_2 <= 1 [template]; above 1 breaks it by that factor.
+    """
+    require(n >= 1 and d >= 1 and d_out >= 1, f"n, d, d_out must be >= 1, got n={n}, d={d}, d_out={d_out}")
+    require(data_radius > 0, f"data_radius must be > 0, got {data_radius!r}")
+    k_x, k_y = jax.random.split(key)
+    return data_radius * _unit_rows(k_x, (n, d), dtype), jax.random.normal(k_y, (n, d_out), dtype)
+
+
+def perturbation_directions(key: jax.Array, W: jax.Array) -> jax.Array:
+    """U (d, m) with every column of unit norm: W + R U moves each w_r by exactly R (Lemma 3.1's ball, at its edge)."""
+    return _unit_rows(key, (W.shape[1], W.shape[0]), W.dtype).T

@@ -85,3 +85,4 @@ def test_cli_usage_errors_exit_2_and_list_exits_0():
     assert _cli().returncode == 2
     assert _cli("thm4_1", "--control", "bogus").returncode == 2
     assert _cli("thm4_1", "--seed", "x").returncode == 2
+    assert _cli("--all", "thm4_1").returncode == 2

@@ -1,4 +1,4 @@
-"""python -m verify CLAIM [--quick] [--seed N] [--control [NAME]] [--json PATH] [--out DIR];  python -m verify --list.
+"""python -m verify CLAIM [--quick] [--seed N] [--control [NAME]] [--json PATH] [--out DIR];  --all;  --list.
 
 Exit status: 0 when the claim holds; 1 when it is violated or its conditions are not met (with --control: 1 when
 every control is detected, i.e. none of them reports "holds"); 2 on a usage error.
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m verify", description="Verify a claim of arXiv 2406.14036.")
     parser.add_argument("claim", nargs="?", help="claim id (see --list)")
     parser.add_argument("--list", action="store_true", help="list the claims and their negative controls")
+    parser.add_argument("--all", action="store_true", help="run every registered claim (exit 1 unless all hold)")
     parser.add_argument("--quick", action="store_true", help="smaller sweep, under a minute per claim")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0); same seed, same numbers")
     parser.add_argument(
@@ -76,9 +77,24 @@ def main(argv: list[str] | None = None) -> int:
             for name, what in claim.controls.items():
                 print(f"{'':10s}   control {name}: {what}")
         return 0
+    if args.all:
+        if args.claim is not None or args.control is not None:
+            print("python -m verify: error: --all takes no claim and no --control", file=sys.stderr)
+            return 2
+        results = []
+        for claim in known.values():
+            result = claim.run(RunOptions(quick=args.quick, seed=args.seed))
+            result.figures = [str(p) for p in claim.plot(result, args.out)]
+            _print_result(result, result.figures)
+            results.append(result)
+        print("SUMMARY: " + "; ".join(f"{r.claim} {r.verdict.value}" for r in results))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"results": [r.to_dict() for r in results]}, indent=2) + "\n")
+        return 0 if all(r.verdict.value == "holds" for r in results) else 1
     if args.claim is None:
         parser.print_usage(sys.stderr)
-        print("python -m verify: error: name a claim, or use --list", file=sys.stderr)
+        print("python -m verify: error: name a claim, or use --all or --list", file=sys.stderr)
         return 2
     if args.claim not in known:
         print(f"python -m verify: error: unknown claim {args.claim!r}; known: {', '.join(known)}", file=sys.stderr)

@@ -31,12 +31,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from ntkprefix import bounds, features, sampling
 from ntkprefix.attention import Projected, max_abs_score, ntk_attention, prefix_attention
 from ntkprefix.reduction import reduce_prefix
 from verify import plotting
+from verify.fitting import loglog_slope
 from verify.registry import Claim, RunOptions
 from verify.result import Result, Verdict
 
@@ -173,12 +173,7 @@ def _measure_seed(s: Settings, seed_key, seed_index: int) -> tuple[list[dict], d
 
 
 def _fit_slope(rows: list[dict]) -> dict:
-    ms = np.array([r["m"] for r in rows], dtype=float)
-    errs = np.array([r["error"] for r in rows], dtype=float)
-    if not np.all(np.isfinite(errs)) or np.any(errs <= 0):
-        return {"slope": math.inf, "stderr": math.nan, "finite": False}
-    fit = stats.linregress(np.log(ms), np.log(errs))
-    return {"slope": float(fit.slope), "stderr": float(fit.stderr), "finite": True}
+    return loglog_slope([r["m"] for r in rows], [r["error"] for r in rows])
 
 
 def run(options: RunOptions) -> Result:
