@@ -38,7 +38,14 @@ import jax.numpy as jnp
 from ntkprefix._validation import require, require_rank, shape_of
 from ntkprefix.model import model_output, output_gradient_factors
 
-__all__ = ["ntk_matrix", "ntk_matrix_autodiff", "ntk_matrix_neural_tangents", "infinite_prefix_kernel", "NT_IMPLEMENTATIONS"]
+__all__ = [
+    "ntk_matrix",
+    "ntk_matrix_autodiff",
+    "ntk_matrix_neural_tangents",
+    "infinite_prefix_kernel",
+    "ntk_linearized_outputs",
+    "NT_IMPLEMENTATIONS",
+]
 
 #: The empirical NTK implementations of neural-tangents 0.6.5, by name.
 NT_IMPLEMENTATIONS = ("AUTO", "JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS", "STRUCTURED_DERIVATIVES")
@@ -121,3 +128,36 @@ def infinite_prefix_kernel(X: jax.Array, sigma: float, d_out: int) -> jax.Array:
     require(isinstance(d_out, int) and d_out >= 1, f"d_out must be an int >= 1, got {d_out!r} (X has shape {shape_of(X)})")
     gram = X @ X.T
     return jnp.kron(gram * jnp.exp(sigma**2 * gram), jnp.eye(d_out, dtype=gram.dtype))
+
+
+def ntk_linearized_outputs(
+    H_star: jax.Array, F0: jax.Array, Y: jax.Array, *, eta: float, m: int, steps: jax.Array
+) -> jax.Array:
+    """F_lin(t) = Y + (I - eta m H*)^t (F(0) - Y): gradient descent on the model linearised at W(0)  [template].
+
+    Computed with ``neural_tangents.predict.gradient_descent_mse``, which solves continuous-time gradient flow on
+    the mean loss 1/(2N) ||f - y||^2: f(t) = y + exp(-lr K t / N)(f0 - y). Giving it the discrete-equivalent kernel
+    K = -(N / eta) log(I - eta m H*) (N = n d_out; m H* = J J^T) makes its prediction equal the discrete steps
+    exactly, so a distance to the GD trajectory measures only the model's nonlinearity, not a discretisation gap.
+    Needs 0 < eta m lambda_max(H*) < 1.
+
+    Args:
+      H_star: (n d_out, n d_out) H(W(0)) with the 1/m normalisation. F0, Y: (n, d_out).
+      eta: the GD step size. m: the prefix length. steps: the times t (any shape) at which to predict.
+
+    Returns:
+      (len(steps), n, d_out).
+    """
+    n, d_out = F0.shape
+    N = n * d_out
+    require(shape_of(H_star) == (N, N), f"H_star must have shape ({N}, {N}) for F0 {shape_of(F0)}, got {shape_of(H_star)}")
+    evals, evecs = jnp.linalg.eigh(eta * m * H_star)
+    require(
+        bool(evals[-1] < 1) and bool(evals[0] > -1e-12),
+        f"need 0 <= eta m lambda(H*) < 1 for the discrete-equivalent kernel, got eta m lambda_max = {float(evals[-1]):.3g}",
+    )
+    K = -(N / eta) * (evecs * jnp.log1p(-jnp.clip(evals, 0.0, None))) @ evecs.T
+    nt = _import_neural_tangents()
+    predict = nt.predict.gradient_descent_mse(K, Y.reshape(N, 1), learning_rate=eta)
+    out = jnp.stack([predict(float(t), F0.reshape(N, 1)) for t in jnp.ravel(jnp.asarray(steps))])
+    return out.reshape(-1, n, d_out)

@@ -2,8 +2,9 @@
 
     W(t+1) = W(t) - eta grad Loss(W(t))        [template]
 
-Recorded: Loss(W(t)) and max_r ||w_r(t) - w_r(0)||_2 at every step t = 0 .. T, and lambda_min(H(W(t))) every
-``record_every`` steps (t = 0, k, 2k, .., T), with H the closed-form NTK of :mod:`ntkprefix.kernels`.
+Recorded: Loss(W(t)) and max_r ||w_r(t) - w_r(0)||_2 at every step t = 0 .. T, and lambda_min(H(W(t))) and the
+outputs F(W(t), x_i, a) every ``record_every`` steps (t = 0, k, 2k, .., T), with H the closed-form NTK of
+:mod:`ntkprefix.kernels`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 
 from ntkprefix._validation import require, require_finite
 from ntkprefix.kernels import ntk_matrix
-from ntkprefix.model import _check, loss, loss_gradient
+from ntkprefix.model import _check, loss, loss_gradient, model_output
 
 __all__ = ["TrainingRecord", "gradient_descent"]
 
@@ -30,6 +31,7 @@ class TrainingRecord(NamedTuple):
       max_movement: (T + 1,) max_r ||w_r(t) - w_r(0)||_2.
       kernel_steps: (T / k + 1,) the steps t = 0, k, .., T at which lambda_min was recorded.
       lambda_min: (T / k + 1,) lambda_min(H(W(t))) at those steps.
+      outputs: (T / k + 1, n, d_out) F(W(t), x_i, a) at those steps.
     """
 
     W: jax.Array
@@ -37,6 +39,7 @@ class TrainingRecord(NamedTuple):
     max_movement: jax.Array
     kernel_steps: jax.Array
     lambda_min: jax.Array
+    outputs: jax.Array
 
 
 def gradient_descent(
@@ -83,9 +86,9 @@ def _gradient_descent(W0, X, Y, a, eta, *, steps, record_every, output_scale):
 
     def block(W, _):
         W, records = jax.lax.scan(step, W, None, length=record_every)
-        return W, (records, lambda_min(W))
+        return W, (records, lambda_min(W), model_output(W, X, a, output_scale=output_scale))
 
-    W, ((losses, moves), lambdas) = jax.lax.scan(block, W0, None, length=steps // record_every)
+    W, ((losses, moves), lambdas, outputs) = jax.lax.scan(block, W0, None, length=steps // record_every)
     final_loss = loss(W, X, Y, a, output_scale=output_scale)
     return TrainingRecord(
         W=W,
@@ -93,4 +96,5 @@ def _gradient_descent(W0, X, Y, a, eta, *, steps, record_every, output_scale):
         max_movement=jnp.concatenate([moves.reshape(-1), movement(W)[None]]),
         kernel_steps=jnp.arange(0, steps + 1, record_every),
         lambda_min=jnp.concatenate([lambda_min(W0)[None], lambdas]),
+        outputs=jnp.concatenate([model_output(W0, X, a, output_scale=output_scale)[None], outputs]),
     )

@@ -74,3 +74,39 @@ def test_empirical_kernel_approaches_the_infinite_prefix_kernel():
     assert all(e2 < e1 for e1, e2 in zip(errors, errors[1:])), errors
     assert errors[-1] < 0.05, errors
     assert errors[0] > 0.2, errors  # far from the limit at m = 64: the test would notice a wrong limit
+
+
+def test_linearized_prediction_equals_discrete_linearized_gd():
+    W, X, Y, a = problem(n=4, d=3, m=256, d_out=2, seed=5)
+    H = kernels.ntk_matrix(W, X, a)
+    m = 256
+    eta = 0.5 / (m * float(jnp.linalg.eigvalsh(H)[-1]))
+    F0 = model.model_output(W, X, a)
+    out = kernels.ntk_linearized_outputs(H, F0, Y, eta=eta, m=m, steps=jnp.array([0, 1, 7, 30]))
+    step = jnp.eye(8) - eta * m * H
+    expected = []
+    r = (F0 - Y).reshape(-1)
+    for t in (0, 1, 7, 30):
+        expected.append(Y.reshape(-1) + jnp.linalg.matrix_power(step, t) @ r)
+    np.testing.assert_allclose(out.reshape(4, -1), jnp.stack(expected), rtol=1e-9, atol=1e-9 * float(jnp.abs(F0).max()))
+
+
+def test_linearized_prediction_tracks_gd_for_one_small_step():
+    # One GD step from W(0) moves F by -eta J J^T (F - Y) + O(eta^2): the linearisation agrees to first order.
+    from ntkprefix import training
+
+    W, X, Y, a = problem(n=4, d=3, m=4096, d_out=1, seed=6)
+    H = kernels.ntk_matrix(W, X, a)
+    eta = 1e-3 / (4096 * float(jnp.linalg.eigvalsh(H)[-1]))
+    rec = training.gradient_descent(W, X, Y, a, eta=eta, steps=1)
+    lin = kernels.ntk_linearized_outputs(H, rec.outputs[0], Y, eta=eta, m=4096, steps=jnp.array([1]))[0]
+    change = float(jnp.linalg.norm(rec.outputs[1] - rec.outputs[0]))
+    assert float(jnp.linalg.norm(rec.outputs[1] - lin)) <= 1e-3 * change
+
+
+def test_linearized_prediction_rejects_unstable_step():
+    W, X, Y, a = problem(n=3, d=2, m=64, d_out=1)
+    H = kernels.ntk_matrix(W, X, a)
+    eta = 1.5 / (64 * float(jnp.linalg.eigvalsh(H)[-1]))
+    with pytest.raises(ValueError, match="need 0 <= eta m lambda"):
+        kernels.ntk_linearized_outputs(H, model.model_output(W, X, a), Y, eta=eta, m=64, steps=jnp.array([1]))
