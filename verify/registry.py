@@ -42,7 +42,7 @@ class Claim:
         return Result(claim=self.id, paper_item=self.paper_item, tag=self.tag, statement=self.statement, **fields)
 
 
-_CHECK_MODULES = ("verify.checks.lem3_1", "verify.checks.thm3_2", "verify.checks.thm4_1")
+_CHECK_MODULES = ("verify.checks.lem3_1", "verify.checks.thm3_2", "verify.checks.prop3_3", "verify.checks.thm4_1")
 
 
 def claims() -> dict[str, Claim]:
