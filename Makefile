@@ -29,9 +29,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/attention.py
+	$(PY) bench/ntk.py
 
 figures: $(STAMP)
-	$(PY) -m figures fig3 --out $(OUT)/figures
+	$(PY) -m figures --all --out $(OUT)/figures
 
 clean:
 	rm -rf $(OUT) .pytest_cache .hypothesis

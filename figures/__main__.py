@@ -11,7 +11,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-FIGURES = {"fig3": "Figure 3: run time against number of parameters, NTK-Attention and prefix attention"}
+FIGURES = {
+    "fig3": "Figure 3: run time against number of parameters, NTK-Attention and prefix attention",
+    "sec3": "Section 3: kernel perturbation and convergence, loss against envelope, loss against compute",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sweep")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # float64 for the verification figures; fig3 casts to float32 itself
     if args.list:
         for name, what in FIGURES.items():
             print(f"{name:8s} {what}")

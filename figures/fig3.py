@@ -9,6 +9,7 @@ prefix to (Z, k), O(m r d), done once before inference.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import jax
@@ -34,7 +35,7 @@ def measure(*, quick: bool = False, seed: int = 0) -> dict:
     for L in LENGTHS:
         k_x, k_w, k_p = jax.random.split(jax.random.fold_in(key, L), 3)
         X = jax.random.normal(k_x, (L, D), jnp.float32)
-        W = jax.random.normal(k_w, (3, D, D), jnp.float32) / np.sqrt(D)
+        W = jax.random.normal(k_w, (3, D, D), jnp.float32) / math.sqrt(D)  # a Python float keeps float32
         for i in range(max_log2_m + 1):
             m = 2**i
             P = jax.random.normal(jax.random.fold_in(k_p, m), (m, D), jnp.float32)

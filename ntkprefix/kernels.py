@@ -29,14 +29,16 @@ only once m is large (the heavier the tail, sigma ||x|| larger, the later).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ntkprefix._validation import require, require_rank, shape_of
-from ntkprefix.model import model_output, output_gradient_factors
+from ntkprefix.model import _check, model_output, output_gradient_factors, prefix_softmax
 
 __all__ = [
     "ntk_matrix",
@@ -74,16 +76,92 @@ def _as_matrix(H4: jax.Array) -> jax.Array:
     return H4.reshape(n * d_out, n * d_out)
 
 
-def ntk_matrix(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: float | None = None) -> jax.Array:
+def ntk_matrix(
+    W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: float | None = None, method: str = "auto"
+) -> jax.Array:
     """H(W)_{(i,l),(j,l')} = (1/m) <x_i, x_j> sum_r G[i,l,r] G[j,l',r], closed form: (n d_out, n d_out)  [template; derived].
+
+    Two exact evaluations of the same formula:
+
+    * ``"dense"``: contract G (n, d_out, m) with itself, (n d_out)^2 m operations.
+    * ``"sign_patterns"``: a_{., r} takes at most 2^{d_out} sign patterns p, so with M_p = sum_{r: a_{.,r} = p}
+      S(x_i)_r S(x_j)_r and abar = S a^T,
+      sum_r G[i,l,r] G[j,k,r] = c_m^2 sum_p M_p[i,j] (p_l - abar_il)(p_k - abar_jk): about n^2 m + n^2 2^{d_out} d_out^2
+      operations. The neurons are grouped by pattern on the host, so it needs a concrete ``a`` (not traced).
+    * ``"auto"`` (default): sign patterns when ``a`` is concrete and 2^{d_out} <= min(m / 2, 4096), else dense.
 
     Args:
       W: (d, m) prefix keys. X: (n, d) inputs. a: (d_out, m) fixed signs.
       output_scale: c_m; None means m [template].
+      method: "auto", "dense" or "sign_patterns".
     """
+    require(method in ("auto", "dense", "sign_patterns"), f"method must be 'auto', 'dense' or 'sign_patterns', got {method!r}")
+    _check(W, X, a)
+    d_out, m = a.shape
+    groups = None
+    if method != "dense":
+        try:
+            a_host = np.asarray(a)
+        except jax.errors.TracerArrayConversionError:
+            a_host = None
+        if method == "sign_patterns":
+            require(a_host is not None, "method='sign_patterns' needs a concrete a (it groups neurons on the host); use 'dense' under jit")
+            require(np.all(np.abs(a_host) == 1), "method='sign_patterns' needs a with entries in {-1, +1}")
+        if a_host is not None and np.all(np.abs(a_host) == 1) and (method == "sign_patterns" or 2**d_out <= min(m / 2, 4096)):
+            groups = _sign_pattern_groups(a_host)
+    if groups is None:
+        return _ntk_dense(W, X, a, output_scale=output_scale)
+    index, patterns = groups
+    return _ntk_sign_patterns(W, X, a, jnp.asarray(index), jnp.asarray(patterns, dtype=W.dtype), output_scale=output_scale)
+
+
+@functools.partial(jax.jit, static_argnames=("output_scale",))
+def _ntk_dense(W, X, a, *, output_scale):
     G = output_gradient_factors(W, X, a, output_scale=output_scale)  # (n, d_out, m)
+    H4 = jnp.einsum("ij,ilr,jkr->iljk", X @ X.T, G, G) / W.shape[1]
+    return _as_matrix(H4)
+
+
+def _sign_pattern_groups(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group the neurons r by their sign pattern a_{., r}: (index (P, g), patterns (P, d_out)).
+
+    Row p of index lists the neurons with pattern p, padded with m (out of range: read as 0 by the caller); only
+    patterns that occur are kept.
+    """
+    d_out, m = a.shape
+    codes = (1 << np.arange(d_out)) @ (a > 0)  # (m,) pattern code of each neuron
+    all_counts = np.bincount(codes, minlength=1 << d_out)
+    present = np.flatnonzero(all_counts)
+    counts = all_counts[present]
+    rank = np.zeros(1 << d_out, dtype=np.int64)
+    rank[present] = np.arange(len(present))
+    order = np.argsort(codes, kind="stable")  # neurons grouped by pattern, in order of code
+    slot = np.arange(m) - np.repeat(np.cumsum(counts) - counts, counts)
+    index = np.full((len(present), counts.max()), m, dtype=np.int32)
+    index[rank[codes[order]], slot] = order
+    patterns = ((present[:, None] >> np.arange(d_out)[None, :]) & 1) * 2 - 1
+    return index, patterns
+
+
+@functools.partial(jax.jit, static_argnames=("output_scale",))
+def _ntk_sign_patterns(W, X, a, index, patterns, *, output_scale):
     m = W.shape[1]
-    H4 = jnp.einsum("ij,ilr,jkr->iljk", X @ X.T, G, G) / m
+    c = float(m) if output_scale is None else output_scale
+    S = prefix_softmax(W, X)  # (n, m)
+    grouped = jnp.take(S.T, index, axis=0, mode="fill", fill_value=0)  # (P, g, n); padding slots (index m) read 0
+    M = jnp.einsum("pgi,pgj->pij", grouped, grouped)  # (P, n, n): sum over the neurons of pattern p
+    abar = S @ a.T  # (n, d_out)
+    # sum_p M_p[i,j] (p_l - abar_il)(p_k - abar_jk), expanded so that the sums over p are matrix products
+    Q = jnp.einsum("pij,pl,pk->iljk", M, patterns, patterns)
+    R = jnp.einsum("pij,pl->ijl", M, patterns)  # (n, n, d_out)
+    M0 = M.sum(axis=0)
+    inner = (
+        Q
+        - jnp.einsum("jk,ijl->iljk", abar, R)
+        - jnp.einsum("il,ijk->iljk", abar, R)
+        + jnp.einsum("il,jk,ij->iljk", abar, abar, M0)
+    )
+    H4 = (c**2 / m) * (X @ X.T)[:, None, :, None] * inner
     return _as_matrix(H4)
 
 

@@ -110,3 +110,21 @@ def test_linearized_prediction_rejects_unstable_step():
     eta = 1.5 / (64 * float(jnp.linalg.eigvalsh(H)[-1]))
     with pytest.raises(ValueError, match="need 0 <= eta m lambda"):
         kernels.ntk_linearized_outputs(H, model.model_output(W, X, a), Y, eta=eta, m=64, steps=jnp.array([1]))
+
+
+@pytest.mark.parametrize("n,d,m,d_out,scale", [(3, 2, 5, 1, None), (5, 3, 300, 3, None), (4, 4, 2000, 6, 2.0), (2, 2, 64, 8, None)])
+def test_sign_pattern_evaluation_equals_dense(n, d, m, d_out, scale):
+    W, X, _, a = problem(n, d, m, d_out, seed=m + d_out)
+    dense = kernels.ntk_matrix(W, X, a, output_scale=scale, method="dense")
+    patterns = kernels.ntk_matrix(W, X, a, output_scale=scale, method="sign_patterns")
+    assert_close(patterns, dense, 1e-12, "sign patterns")
+
+
+def test_auto_method_under_jit_falls_back_to_dense():
+    W, X, _, a = problem(n=4, d=3, m=512, d_out=2)
+    jitted = jax.jit(lambda W, X, a: kernels.ntk_matrix(W, X, a))(W, X, a)  # a traced: dense
+    assert_close(jitted, kernels.ntk_matrix(W, X, a), 1e-12, "auto under jit")
+    with pytest.raises(ValueError, match="needs a concrete a"):
+        jax.jit(lambda W, X, a: kernels.ntk_matrix(W, X, a, method="sign_patterns"))(W, X, a)
+    with pytest.raises(ValueError, match="method must be"):
+        kernels.ntk_matrix(W, X, a, method="fast")

@@ -56,6 +56,19 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _from_jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _from_jsonable(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_from_jsonable(v) for v in x]
+    if isinstance(x, str) and x in _NON_FINITE:
+        return _NON_FINITE[x]
+    return x
+
+
 @dataclasses.dataclass
 class Result:
     """What one run of one check measured, against which bound, and what it concludes.
@@ -105,6 +118,6 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Result":
-        data = dict(data)
+        data = _from_jsonable(dict(data))
         data["verdict"] = Verdict(data["verdict"])
         return cls(**data)
