@@ -200,6 +200,7 @@ def run_with(s: Settings, options: RunOptions) -> Result:
         "eta_over_template_eta_median": float(np.median([r["eta_over_template_eta"] for r in trained])) if trained else math.nan,
     }
     summary = (
+        "mechanism checked, template constants reported not asserted: "
         f"loss <= {s.relative_eps:g} L(0) by T in {sum(r['loss_ratio'] <= s.relative_eps for r in trained)}/{len(rows)} runs; "
         f"envelope c min {findings['envelope_c_min']:.3g}; movement ~ m^{movement_fit['slope']:.2f} "
         f"(largest {conditions['largest_movement']:.3g}, template R {s.template_R} would need m ~ {m_for_R:.2g}); "
@@ -219,16 +220,18 @@ def run_with(s: Settings, options: RunOptions) -> Result:
     for m in s.ms:
         at = [r for r in rows if r["m"] == m and r["trained"]]
         if not at:
-            table_rows.append([m, "H = 0", "-", "-", "-", "-", "-", "-", "-"])
+            table_rows.append([m, "H = 0", "-", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         table_rows.append([m, float(np.median([r["lambda"] for r in at])), max(r["T"] for r in at),
                            max(r["loss_ratio"] for r in at), min(r["envelope_c"] for r in at),
                            max(r["max_movement"] for r in at),
                            min(r["min_lambda_min_over_t"] / r["lambda"] if r["lambda"] > 0 else -math.inf for r in at),
                            max(r["linearization_distance"] for r in at),
-                           float(np.median([r["template_m_required"] for r in at]))])
+                           float(np.median([r["template_m_required"] for r in at])),
+                           float(np.median([r["eta_over_template_eta"] for r in at])),
+                           float(np.median([r["template_T_required"] for r in at]))])
     table = {"columns": ["m", "lambda", "T", "L(T)/L(0)", "envelope c", "max movement", "min lam(t)/lam",
-                         "lin. distance", "template m"], "rows": table_rows}
+                         "lin. distance", "template m", "eta/template eta", "template T at eta"], "rows": table_rows}
     return CLAIM.new_result(
         verdict=verdict, reason=reason, conditions=conditions,
         bound={"loss": f"L(T) <= {s.relative_eps:g} L(0) at T = ceil(log(1/eps)/(eta m lambda)) [template T, constant 1]",
@@ -251,7 +254,7 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
             ax_l.plot(t, r["loss_0"] * (1 - r["eta_m_lambda"]) ** t, color=color, lw=0.8, ls=":")
     ax_l.set(yscale="log", xlabel="step t", ylabel="training loss",
              title="loss and envelope (1 - eta m lambda)^t L(0) (dotted)")
-    ax_l.legend(ncol=2)
+    ax_l.legend(ncol=2, loc="upper right")
     with np.errstate(invalid="ignore", divide="ignore"):  # controls: distances undefined (nan) when GD diverged
         mean = {f: [np.exp(np.mean(np.log([r[f] for r in rows if r["m"] == m]))) for m in ms]
                 for f in ("max_movement", "linearization_distance")}
@@ -260,7 +263,7 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
     ax_m.axhline(result.conditions["template_R"], color="grey", ls="--", lw=1, label="template R = 0.01")
     ax_m.set(xscale="log", yscale="log", xlabel="prefix length m", title="lazy-regime quantities against m")
     ax_m.set_xscale("log", base=2)
-    ax_m.legend()
+    ax_m.legend(loc="lower left")
     fig.suptitle(f"Theorem 3.2: {result.verdict.value}" + (f"  [control: {result.control}]" if result.control else ""))
     return plotting.save(fig, out_dir, "thm3_2" + (f"_control_{result.control}" if result.control else ""))
 
