@@ -20,7 +20,7 @@ def test_quick_check_holds(tmp_path):
 
 
 def test_control_breaks_conditions_and_linearity():
-    result = lem3_1.run(RunOptions(quick=True, control="large_radius_and_data"))
+    result = lem3_1.CLAIM.run(RunOptions(quick=True, control="large_radius_and_data"))
     assert result.verdict is Verdict.CONDITIONS_NOT_MET
     assert result.findings["perturbation_at_most_linear"] is False  # linear-in-R visibly broken
     assert result.findings["kernel_keeps_converging"] is False  # heavy tails: no convergence within the sweep

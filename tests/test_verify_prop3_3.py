@@ -22,7 +22,7 @@ def test_common_slope_fit_recovers_slope_and_intercepts():
 
 def test_quick_check_holds(tmp_path):
     assert main(["prop3_3", "--quick", "--out", str(tmp_path)]) == 0
-    result = prop3_3.run(RunOptions(quick=True))
+    result = prop3_3.CLAIM.run(RunOptions(quick=True))
     f = result.findings
     assert result.verdict is Verdict.HOLDS
     assert abs(f["fitted_exponent_per_x"] + 2) <= 0.2 and f["r_squared_within_runs"] >= prop3_3.R2_MIN
@@ -30,7 +30,7 @@ def test_quick_check_holds(tmp_path):
 
 
 def test_control_eta_too_large_has_no_law():
-    result = prop3_3.run(RunOptions(quick=True, control="eta_too_large"))
+    result = prop3_3.CLAIM.run(RunOptions(quick=True, control="eta_too_large"))
     assert result.verdict is Verdict.CONDITIONS_NOT_MET
     assert result.conditions["stable_step"] is False
     assert not (result.findings["exponent_matches_prediction"] and result.findings["exponential_law_explains_data"])

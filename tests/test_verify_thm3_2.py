@@ -23,7 +23,7 @@ def test_quick_check_holds(tmp_path):
 
 
 def test_control_eta_too_large_diverges():
-    result = thm3_2.run(RunOptions(quick=True, control="eta_too_large"))
+    result = thm3_2.CLAIM.run(RunOptions(quick=True, control="eta_too_large"))
     assert result.verdict is Verdict.CONDITIONS_NOT_MET
     assert result.conditions["stable_step"] is False
     assert result.findings["diverged_runs"] == len(result.measurements)
@@ -31,7 +31,7 @@ def test_control_eta_too_large_diverges():
 
 
 def test_control_small_m_leaves_the_lazy_regime():
-    result = thm3_2.run(RunOptions(quick=True, control="small_m"))
+    result = thm3_2.CLAIM.run(RunOptions(quick=True, control="small_m"))
     assert result.verdict is Verdict.CONDITIONS_NOT_MET
     assert result.conditions["lazy_regime"] is False
     assert 2 in result.conditions["not_lazy_at_m"]

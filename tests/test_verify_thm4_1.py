@@ -34,7 +34,7 @@ def test_quick_check_holds_and_writes_json_and_plot(quick_cli):
 
 
 def test_control_large_entries_is_detected():
-    result = thm4_1.run(RunOptions(quick=True, control="large_entries"))
+    result = thm4_1.CLAIM.run(RunOptions(quick=True, control="large_entries"))
     assert result.verdict is Verdict.CONDITIONS_NOT_MET
     assert result.conditions["met"] is False
     assert result.findings["decay_at_least_m_minus_c"] is False  # the 1/poly(m) decay fails
@@ -42,7 +42,7 @@ def test_control_large_entries_is_detected():
 
 
 def test_control_abs_k_breaks_the_rigorous_bound():
-    result = thm4_1.run(RunOptions(quick=True, control="abs_k"))
+    result = thm4_1.CLAIM.run(RunOptions(quick=True, control="abs_k"))
     assert result.conditions["met"] is True
     assert result.verdict is Verdict.VIOLATED
     assert result.findings["points_exceeding_bound"] > 0
@@ -69,7 +69,7 @@ def test_same_seed_same_numbers():
 
 def test_unknown_control_is_a_value_error():
     with pytest.raises(ValueError, match="unknown control 'nope' for thm4_1; known: large_entries, abs_k"):
-        thm4_1.run(RunOptions(quick=True, control="nope"))
+        thm4_1.CLAIM.run(RunOptions(quick=True, control="nope"))
 
 
 def _cli(*args):

@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for claim in known.values():
             print(f"{claim.id:10s} {claim.paper_item:14s} {claim.tag:10s} {claim.statement}")
-            for name, what in claim.controls.items():
-                print(f"{'':10s}   control {name}: {what}")
+            for name, control in claim.controls.items():
+                print(f"{'':10s}   control {name}: {control.description}")
         return 0
     if args.all:
         if args.claim is not None or args.control is not None:

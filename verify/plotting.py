@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["new_figure", "save", "COLORS"]
+__all__ = ["new_figure", "save", "save_result_figure", "result_title", "COLORS"]
 
 COLORS = plt.get_cmap("tab10").colors
 
@@ -46,3 +46,14 @@ def save(fig, out_dir: Path, stem: str) -> list[Path]:
             fig.savefig(path, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
+
+
+def result_title(result, text: str) -> str:
+    """'text: verdict', with the control named when the result is a negative control's."""
+    title = f"{text}: {result.verdict.value}"
+    return title + (f"  [control: {result.control}]" if result.control else "")
+
+
+def save_result_figure(fig, out_dir: Path, result) -> list[Path]:
+    """Save a check's figure as <claim>.png/.pdf, or <claim>_control_<name>.png/.pdf for a negative control."""
+    return save(fig, out_dir, result.claim + (f"_control_{result.control}" if result.control else ""))

@@ -32,14 +32,19 @@ import numpy as np
 from ntkprefix import bounds, kernels, model, sampling
 from verify import plotting
 from verify.fitting import loglog_slope
-from verify.registry import Claim, RunOptions
+from verify.registry import Claim, Control, RunOptions
 from verify.result import Result, Verdict
 
 STATEMENT = (
     "If ||w~_r - w_r(0)||_2 <= R < 0.01 for all r and ||x_i|| <= 1, then with probability 1 - delta "
     "||H(W~) - H(W(0))|| <= R poly(n, d) exp(c B)."
 )
-CONTROLS = {"large_radius_and_data": "radii R from 1e-2 to 10 and data with ||x_i|| = 4 (both conditions broken)"}
+CONTROLS = {
+    "large_radius_and_data": Control(
+        "radii R from 1e-2 to 10 and data with ||x_i|| = 4 (both conditions broken)",
+        {"radii": tuple(np.geomspace(1e-2, 10.0, 9)), "data_radius": 4.0},
+    )
+}
 
 SLOPE_MIN = 0.95  # perturbation: at most linear in R
 TAIL_SLOPE_MAX = -0.25  # concentration: keeps falling at no less than half the CLT rate
@@ -67,18 +72,8 @@ class Settings:
         return [2**i for i in range(self.min_log2_m, self.max_log2_m + 1)]
 
 
-def settings_for(options: RunOptions) -> Settings:
-    s = Settings(max_log2_m=14, n_seeds=3) if options.quick else Settings()
-    if options.control == "large_radius_and_data":
-        s = dataclasses.replace(s, radii=tuple(np.geomspace(1e-2, 10.0, 9)), data_radius=4.0)
-    elif options.control is not None:
-        raise ValueError(f"unknown control {options.control!r} for lem3_1; known: {', '.join(CONTROLS)}")
-    return s
-
-
-def run(options: RunOptions) -> Result:
-    """The check with the settings of its mode (quick or full) and control."""
-    return run_with(settings_for(options), options)
+def settings(quick: bool) -> Settings:
+    return Settings(max_log2_m=14, n_seeds=3) if quick else Settings()
 
 
 def _lambda_min(H) -> float:
@@ -180,12 +175,10 @@ def run_with(s: Settings, options: RunOptions) -> Result:
                   min(r["lambda_min_H0"] for r in concentration if r["m"] == m)] for m in s.ms],
     }
     return CLAIM.new_result(
-        verdict=verdict, reason=reason, conditions=conditions,
+        options, start, verdict=verdict, reason=reason, conditions=conditions,
         bound={"perturbation": "||H(W~) - H(W(0))||_F at most linear in R: fitted slope >= 0.95; template form reported as slack",
                "concentration": "relative error to H_inf keeps falling: tail slope <= -0.25 (CLT: -0.5) [derived]"},
         findings=findings, measurements=perturbation + concentration, table=table,
-        seed=options.seed, mode="quick" if options.quick else "full", control=options.control,
-        wall_time_s=time.perf_counter() - start,
     )
 
 
@@ -218,11 +211,11 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
              title=f"concentration (tail slope {result.findings['concentration_tail_slope']['slope']:.2f})")
     ax_m.set_xscale("log", base=2)
     ax_m.legend()
-    fig.suptitle(f"Lemma 3.1: {result.verdict.value}" + (f"  [control: {result.control}]" if result.control else ""))
-    return plotting.save(fig, out_dir, "lem3_1" + (f"_control_{result.control}" if result.control else ""))
+    fig.suptitle(plotting.result_title(result, "Lemma 3.1"))
+    return plotting.save_result_figure(fig, out_dir, result)
 
 
 CLAIM = Claim(
     id="lem3_1", paper_item="Lemma 3.1", tag="[paper, partial]; bound form [template]", statement=STATEMENT,
-    run=run, plot=plot, controls=CONTROLS,
+    settings=settings, run_with=run_with, plot=plot, controls=CONTROLS,
 )

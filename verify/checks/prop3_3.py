@@ -39,11 +39,13 @@ from scipy import stats
 
 from ntkprefix import kernels, model, sampling, training
 from verify import plotting
-from verify.registry import Claim, RunOptions
+from verify.registry import Claim, Control, RunOptions
 from verify.result import Result, Verdict
 
 STATEMENT = "The training loss falls exponentially in compute C_cpt = N D T (N = m d, D = n)."
-CONTROLS = {"eta_too_large": "one step size with eta m lambda_max = 10 at the largest m (unstable)"}
+CONTROLS = {
+    "eta_too_large": Control("one step size with eta m lambda_max = 10 at the largest m (unstable)", {"eta_constant": 10.0})
+}
 PREDICTED_C = 2.0  # linearised GD on the squared loss [derived]
 EXPONENT_TOLERANCE = 0.10  # relative
 R2_MIN = 0.95
@@ -66,18 +68,8 @@ class Settings:
         return [2**i for i in range(self.min_log2_m, self.max_log2_m + 1)]
 
 
-def settings_for(options: RunOptions) -> Settings:
-    s = Settings(max_log2_m=10, n_seeds=2) if options.quick else Settings(n_seeds=3)
-    if options.control == "eta_too_large":
-        s = dataclasses.replace(s, eta_constant=10.0)
-    elif options.control is not None:
-        raise ValueError(f"unknown control {options.control!r} for prop3_3; known: {', '.join(CONTROLS)}")
-    return s
-
-
-def run(options: RunOptions) -> Result:
-    """The check with the settings of its mode (quick or full) and control."""
-    return run_with(settings_for(options), options)
+def settings(quick: bool) -> Settings:
+    return Settings(max_log2_m=10, n_seeds=2) if quick else Settings(n_seeds=3)
 
 
 def _common_slope_fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray):
@@ -178,11 +170,10 @@ def run_with(s: Settings, options: RunOptions) -> Result:
         table["rows"].append([m, f"{at[0]['T']}..{at[-1]['T']}", by_x.get(2, "-"), by_x.get(8, "-"), by_x.get(16, "-"),
                               max(abs(r["residual"]) for r in rows if r["m"] == m)])
     return CLAIM.new_result(
-        verdict=verdict, reason=reason, conditions=conditions,
+        options, start, verdict=verdict, reason=reason, conditions=conditions,
         bound={"law": "log(L(T)/L(0)) = b - c eta lambda C_cpt/(n d), c = 2 [derived from Theorem 3.2's rate]",
                "criteria": f"fitted exponent within {EXPONENT_TOLERANCE:.0%} of -2; R^2 >= {R2_MIN}"},
-        findings=findings, measurements=rows, table=table, seed=options.seed,
-        mode="quick" if options.quick else "full", control=options.control, wall_time_s=time.perf_counter() - start,
+        findings=findings, measurements=rows, table=table,
     )
 
 
@@ -204,11 +195,11 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
     ax.legend(loc="upper right")
     ax_c.set(xlabel=r"compute $C_{cpt} = m d \cdot n \cdot T$", ylabel=r"$\log(L(T)/L(0))$",
              title="raw compute (one eta for every m)")
-    fig.suptitle(f"Proposition 3.3: {result.verdict.value}" + (f"  [control: {result.control}]" if result.control else ""))
-    return plotting.save(fig, out_dir, "prop3_3" + (f"_control_{result.control}" if result.control else ""))
+    fig.suptitle(plotting.result_title(result, "Proposition 3.3"))
+    return plotting.save_result_figure(fig, out_dir, result)
 
 
 CLAIM = Claim(
     id="prop3_3", paper_item="Proposition 3.3", tag="[paper, via a summary]; law [derived]", statement=STATEMENT,
-    run=run, plot=plot, controls=CONTROLS,
+    settings=settings, run_with=run_with, plot=plot, controls=CONTROLS,
 )

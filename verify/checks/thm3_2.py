@@ -41,7 +41,7 @@ import numpy as np
 from ntkprefix import bounds, kernels, model, sampling, training
 from verify import plotting
 from verify.fitting import loglog_slope
-from verify.registry import Claim, RunOptions
+from verify.registry import Claim, Control, RunOptions
 from verify.result import Result, Verdict
 
 STATEMENT = (
@@ -49,8 +49,11 @@ STATEMENT = (
     "training loss <= eps in finite time T (geometric decay at a rate set by m eta lambda)."
 )
 CONTROLS = {
-    "eta_too_large": "step size with eta m lambda_max(H*) = 10, far above the stable range (<= 1 here, < 2 linear)",
-    "small_m": "prefix lengths m = 2^1 .. 2^5, too short for the lazy regime",
+    "eta_too_large": Control(
+        "step size with eta m lambda_max(H*) = 10, far above the stable range (<= 1 here, < 2 linear)",
+        {"eta_constant": 10.0},
+    ),
+    "small_m": Control("prefix lengths m = 2^1 .. 2^5, too short for the lazy regime", {"min_log2_m": 1, "max_log2_m": 5}),
 }
 SIGNIFICANCE = 3.0  # a trend counts when slope + 3 standard errors < 0
 
@@ -75,20 +78,8 @@ class Settings:
         return [2**i for i in range(self.min_log2_m, self.max_log2_m + 1)]
 
 
-def settings_for(options: RunOptions) -> Settings:
-    s = Settings(max_log2_m=13, n_seeds=4) if options.quick else Settings(n_seeds=5)
-    if options.control == "eta_too_large":
-        s = dataclasses.replace(s, eta_constant=10.0)
-    elif options.control == "small_m":
-        s = dataclasses.replace(s, min_log2_m=1, max_log2_m=5)
-    elif options.control is not None:
-        raise ValueError(f"unknown control {options.control!r} for thm3_2; known: {', '.join(CONTROLS)}")
-    return s
-
-
-def run(options: RunOptions) -> Result:
-    """The check with the settings of its mode (quick or full) and control."""
-    return run_with(settings_for(options), options)
+def settings(quick: bool) -> Settings:
+    return Settings(max_log2_m=13, n_seeds=4) if quick else Settings(n_seeds=5)
 
 
 def _envelope_constant(losses: np.ndarray, rate: float) -> float:
@@ -233,12 +224,11 @@ def run_with(s: Settings, options: RunOptions) -> Result:
     table = {"columns": ["m", "lambda", "T", "L(T)/L(0)", "envelope c", "max movement", "min lam(t)/lam",
                          "lin. distance", "template m", "eta/template eta", "template T at eta"], "rows": table_rows}
     return CLAIM.new_result(
-        verdict=verdict, reason=reason, conditions=conditions,
+        options, start, verdict=verdict, reason=reason, conditions=conditions,
         bound={"loss": f"L(T) <= {s.relative_eps:g} L(0) at T = ceil(log(1/eps)/(eta m lambda)) [template T, constant 1]",
                "envelope": "largest c with L(t) <= (1 - c eta m lambda)^t L(0), reported",
                "trends": "max movement and distance to the NTK linearisation fall with m (slope + 3 se < 0)"},
-        findings=findings, measurements=rows, table=table, seed=options.seed,
-        mode="quick" if options.quick else "full", control=options.control, wall_time_s=time.perf_counter() - start,
+        findings=findings, measurements=rows, table=table,
     )
 
 
@@ -264,11 +254,11 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
     ax_m.set(xscale="log", yscale="log", xlabel="prefix length m", title="lazy-regime quantities against m")
     ax_m.set_xscale("log", base=2)
     ax_m.legend(loc="lower left")
-    fig.suptitle(f"Theorem 3.2: {result.verdict.value}" + (f"  [control: {result.control}]" if result.control else ""))
-    return plotting.save(fig, out_dir, "thm3_2" + (f"_control_{result.control}" if result.control else ""))
+    fig.suptitle(plotting.result_title(result, "Theorem 3.2"))
+    return plotting.save_result_figure(fig, out_dir, result)
 
 
 CLAIM = Claim(
     id="thm3_2", paper_item="Theorem 3.2", tag="[paper]; constants [template]", statement=STATEMENT,
-    run=run, plot=plot, controls=CONTROLS,
+    settings=settings, run_with=run_with, plot=plot, controls=CONTROLS,
 )

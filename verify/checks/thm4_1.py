@@ -37,7 +37,7 @@ from ntkprefix.attention import Projected, max_abs_score, ntk_attention, prefix_
 from ntkprefix.reduction import reduce_prefix
 from verify import plotting
 from verify.fitting import loglog_slope
-from verify.registry import Claim, RunOptions
+from verify.registry import Claim, Control, RunOptions
 from verify.result import Result, Verdict
 
 STATEMENT = (
@@ -46,8 +46,10 @@ STATEMENT = (
 )
 
 CONTROLS = {
-    "large_entries": "entries b(m) = b m^(1/4), far outside o(sqrt(log m)), degree schedule still picked for b",
-    "abs_k": "the authors' abs(k) applied with the Taylor map (k is sign-indefinite)",
+    "large_entries": Control(
+        "entries b(m) = b m^(1/4), far outside o(sqrt(log m)), degree schedule still picked for b", {"entry_growth": 0.25}
+    ),
+    "abs_k": Control("the authors' abs(k) applied with the Taylor map (k is sign-indefinite)", {"abs_k": True}),
 }
 
 
@@ -82,15 +84,8 @@ class Settings:
         return features.taylor_degree(score_range, m ** (-self.rate))
 
 
-def settings_for(options: RunOptions) -> Settings:
-    s = Settings(max_log2_m=14, n_seeds=3) if options.quick else Settings()
-    if options.control == "large_entries":
-        s = dataclasses.replace(s, entry_growth=0.25)
-    elif options.control == "abs_k":
-        s = dataclasses.replace(s, abs_k=True)
-    elif options.control is not None:
-        raise ValueError(f"unknown control {options.control!r} for thm4_1; known: {', '.join(CONTROLS)}")
-    return s
+def settings(quick: bool) -> Settings:
+    return Settings(max_log2_m=14, n_seeds=3) if quick else Settings()
 
 
 class _Sums:
@@ -176,11 +171,6 @@ def _fit_slope(rows: list[dict]) -> dict:
     return loglog_slope([r["m"] for r in rows], [r["error"] for r in rows])
 
 
-def run(options: RunOptions) -> Result:
-    """The check with the settings of its mode (quick or full) and control."""
-    return run_with(settings_for(options), options)
-
-
 def run_with(s: Settings, options: RunOptions) -> Result:
     """The check with explicit :class:`Settings` (options give the seed, the mode label and the control label)."""
     start = time.perf_counter()
@@ -263,6 +253,8 @@ def run_with(s: Settings, options: RunOptions) -> Result:
         }
     ]
     return CLAIM.new_result(
+        options,
+        start,
         verdict=verdict,
         reason=reason,
         conditions=conditions,
@@ -275,10 +267,6 @@ def run_with(s: Settings, options: RunOptions) -> Result:
         measurements=rows,
         table=_table(rows, s),
         side_reports=side,
-        seed=options.seed,
-        mode="quick" if options.quick else "full",
-        control=options.control,
-        wall_time_s=time.perf_counter() - start,
     )
 
 
@@ -337,13 +325,9 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("prefix length m")
     ax.set_ylabel(r"$\|T - \mathrm{PrefixAttn}(X, P)\|_\infty$")
-    title = f"Theorem 4.1: {result.verdict.value}"
-    if result.control:
-        title += f"  [control: {result.control}]"
-    ax.set_title(title)
+    ax.set_title(plotting.result_title(result, "Theorem 4.1"))
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    stem = "thm4_1" + (f"_control_{result.control}" if result.control else "")
-    return plotting.save(fig, out_dir, stem)
+    return plotting.save_result_figure(fig, out_dir, result)
 
 
 CLAIM = Claim(
@@ -351,7 +335,8 @@ CLAIM = Claim(
     paper_item="Theorem 4.1",
     tag="[paper]",
     statement=STATEMENT,
-    run=run,
+    settings=settings,
+    run_with=run_with,
     plot=plot,
     controls=CONTROLS,
 )
