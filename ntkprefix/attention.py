@@ -203,13 +203,17 @@ def _ntk_attention(Q, K, V, Z, k, *, feature_map: FeatureMap, causal: bool):
     phi_Q = feature_map(Q)
     u = phi_Q @ Z  # (L, d_v)
     w = phi_Q @ k  # (L,)
-    # M >= log(tiny), so e^{-M} <= 1/tiny is finite, and |u| e^{-M} <= 1, |w| e^{-M} <= 1, exp(s - M) <= 1.
-    magnitude = jnp.maximum(jnp.maximum(jnp.abs(w), jnp.abs(u).max(axis=1)), jnp.finfo(dtype).tiny)
-    shift = jax.lax.stop_gradient(jnp.maximum(scores.max(axis=1), jnp.log(magnitude)))
+    # M >= every log-term of the row, so exp(s - M) <= 1 and the prefix term, normalised by its own magnitude mu,
+    # enters as (u / mu) e^{log mu - M} with both factors <= 1. No clamp: a row whose only visible score is far below
+    # log(tiny) and whose prefix term is exactly 0 still has its largest score's weight e^0 = 1 in the denominator.
+    magnitude = jax.lax.stop_gradient(jnp.maximum(jnp.abs(w), jnp.abs(u).max(axis=1)))
+    log_magnitude = jnp.log(magnitude)  # -inf where the prefix term is exactly 0
+    shift = jax.lax.stop_gradient(jnp.maximum(scores.max(axis=1), log_magnitude))
     weights = jnp.exp(scores - shift[:, None])
-    scale = jnp.exp(-shift)
-    prefix_num = u * scale[:, None]
-    prefix_den = w * scale
+    safe_magnitude = jnp.where(magnitude > 0, magnitude, 1.0)
+    prefix_weight = jnp.exp(log_magnitude - shift)  # <= 1; 0 where the prefix term is 0
+    prefix_num = (u / safe_magnitude[:, None]) * prefix_weight[:, None]  # |u / mu| <= 1: no overflow, even subnormal mu
+    prefix_den = (w / safe_magnitude) * prefix_weight
     numerator = weights @ V + prefix_num
     denominator = weights.sum(axis=1) + prefix_den
     return numerator / denominator[:, None]

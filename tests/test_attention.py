@@ -69,6 +69,25 @@ def test_prefix_attention_streams_m_2_to_22_exactly():
     np.testing.assert_allclose(out, expected, rtol=1e-9)
 
 
+def float32_tolerance(Q, K, V, V_P, r: int) -> float:
+    """Bound on |NTK-Attention in float32 - in float64| for ELU+1 features (phi >= 0, so Z <= k max|V_P| entrywise).
+
+    Each score s = <q,k>/sqrt(d) is computed with error <= (d + 3) u S_abs (S_abs = max sum_i |q_i k_i| / sqrt(d),
+    the inputs' own rounding included) and the prefix sums phi(q) Z, phi(q) k with relative error <= (r + 3) u, so every
+    weight moves by a factor within exp(+-eps), eps = (d + 3) u S_abs + (r + 3) u; the output then moves by at most
+    2 eps' / (1 - eps') max|V| with eps' = e^eps - 1 (ntkprefix.bounds.attention_error_bound), plus the final sum and
+    division, (L + 3) u max|V|.
+    """
+    from ntkprefix import bounds
+
+    u = 2.0**-24
+    d = Q.shape[1]
+    s_abs = (np.abs(Q) @ np.abs(K).T).max() / math.sqrt(d)
+    eps = (d + 3) * u * s_abs + (r + 3) * u
+    v_max = max(np.abs(V).max(), np.abs(V_P).max())
+    return bounds.attention_error_bound(math.expm1(eps), v_max) + (Q.shape[0] + 3) * u * v_max
+
+
 def reference_ntk_attention(Q, K, V, Z, k, phi_Q, causal=False):
     """Independent float64 reference for Algorithm 2 with positive w (max-shifted by hand)."""
     L, d = Q.shape
@@ -110,9 +129,20 @@ def test_ntk_attention_float32_finite_and_accurate_for_scores_up_to_1e3(causal):
     assert out.dtype == jnp.float32
     assert np.all(np.isfinite(out))
     assert np.abs(Q @ K.T / math.sqrt(d)).max() == pytest.approx(1e3)
-    # float32 perturbs each score by about |s| (d + 2) u: weights move by that relative amount, outputs by twice it.
-    tolerance = 4 * 1e3 * (d + 2) * 2.0**-24 * np.abs(np.concatenate([V, V_P])).max()
-    np.testing.assert_allclose(out, expected, atol=tolerance, rtol=0)
+    np.testing.assert_allclose(out, expected, atol=float32_tolerance(Q, K, V, V_P, phi.r), rtol=0)
+
+
+def test_ntk_attention_float32_row_with_one_tiny_score_and_no_prefix_mass():
+    # Causal row 0 sees one input key with score -200 (e^-200 underflows in float32) and phi(q) = 0 exactly
+    # (ELU+1 of a very negative q): the output must be that key's value, not 0/0.
+    Q = jnp.array([[-400.0], [1.0]], jnp.float32)
+    K = jnp.array([[0.5], [0.5]], jnp.float32)
+    V = jnp.array([[3.0], [5.0]], jnp.float32)
+    phi = nk.elu_feature_map(1)
+    out = nk.ntk_attention(Q, K, V, jnp.ones((1, 1), jnp.float32), jnp.ones((1,), jnp.float32), phi, causal=True)
+    assert float(phi(Q)[0, 0]) == 0.0
+    np.testing.assert_allclose(out[0], [3.0], rtol=1e-6)
+    assert bool(jnp.all(jnp.isfinite(out)))
 
 
 def test_ntk_attention_float32_where_the_exp_max_trick_overflows():
