@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 verify: $(STAMP)
-	$(PY) -m verify --all --out $(OUT) --json $(OUT)/results.json
+	$(PY) -m verify --all --out $(OUT)
 
 verify-quick: $(STAMP)
-	$(PY) -m verify --all --quick --out $(OUT) --json $(OUT)/results.json
+	$(PY) -m verify --all --quick --out $(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m verify", description="Verify a claim of arXiv 2406.14036.")
     parser.add_argument("claim", nargs="?", help="claim id (see --list)")
     parser.add_argument("--list", action="store_true", help="list the claims and their negative controls")
-    parser.add_argument("--all", action="store_true", help="run every registered claim (exit 1 unless all hold)")
+    parser.add_argument(
+        "--all", action="store_true",
+        help="run every claim; write <claim>.json, results.json and report.md into --out (exit 1 unless all hold)",
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sweep, under a minute per claim")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0); same seed, same numbers")
     parser.add_argument(
@@ -81,16 +84,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.claim is not None or args.control is not None:
             print("python -m verify: error: --all takes no claim and no --control", file=sys.stderr)
             return 2
+        from tqdm import tqdm
+
+        from verify import report
+
         results = []
-        for claim in known.values():
+        progress = tqdm(list(known.values()), desc="claims", unit="claim", file=sys.stderr, dynamic_ncols=True)
+        for claim in progress:
+            progress.set_postfix_str(claim.id)
             result = claim.run(RunOptions(quick=args.quick, seed=args.seed))
             result.figures = [str(p) for p in claim.plot(result, args.out)]
-            _print_result(result, result.figures)
+            result.write_json(args.out / f"{claim.id}.json")
+            progress.write(f"{claim.id}: {result.verdict.value} ({result.wall_time_s:.0f} s)")
             results.append(result)
-        print("SUMMARY: " + "; ".join(f"{r.claim} {r.verdict.value}" for r in results))
+        progress.close()
+        for result in results:
+            _print_result(result, result.figures)
+        report.write_results(results, args.out / "results.json")
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"results": [r.to_dict() for r in results]}, indent=2) + "\n")
+            report.write_results(results, args.json)
+        print(f"wrote {args.out / 'results.json'} and {report.write_report(results, args.out)}")
+        print("SUMMARY: " + "; ".join(f"{r.claim} {r.verdict.value}" for r in results))
         return 0 if all(r.verdict.value == "holds" for r in results) else 1
     if args.claim is None:
         parser.print_usage(sys.stderr)

@@ -11,7 +11,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Verdict", "Result", "package_versions", "exit_code"]
+__all__ = ["Verdict", "Result", "package_versions", "exit_code", "to_jsonable"]
 
 
 class Verdict(str, enum.Enum):
@@ -42,13 +42,14 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _jsonable(x: Any) -> Any:
+def to_jsonable(x: Any) -> Any:
+    """x with enums as their values, numpy/jax scalars as Python numbers and non-finite floats as "inf"/"nan"."""
     if isinstance(x, enum.Enum):
         return x.value
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [to_jsonable(v) for v in x]
     if hasattr(x, "item") and callable(x.item):  # numpy / jax scalars
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -109,7 +110,7 @@ class Result:
     figures: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return _jsonable(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
     def write_json(self, path: Path) -> None:
         path = Path(path)
