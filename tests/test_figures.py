@@ -2,6 +2,7 @@
 asserted in tests, the machine is shared)."""
 
 import json
+import math
 
 from figures.__main__ import main
 
@@ -21,3 +22,21 @@ def test_fig3_quick_writes_png_pdf_and_json(tmp_path):
     assert data["d"] == 32 and data["r"] == 32 and data["dtype"] == "float32"
     assert all(r["prefix_attention_s"] > 0 and r["ntk_attention_s"] > 0 for r in data["rows"])
     assert (tmp_path / "fig3.png").stat().st_size > 0 and (tmp_path / "fig3.pdf").stat().st_size > 0
+
+
+def test_sec4_4_quick_is_finite_and_keeps_the_prefix_out_of_the_model(tmp_path):
+    import inspect
+
+    from figures import sec4_4
+
+    assert main(["sec4_4", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "sec4_4.json").read_text())
+    assert {r["weights"] for r in data["rows"]} == {label for label, _ in sec4_4.Settings().weight_scales}
+    for row in data["rows"]:
+        for method in ("learned_elu", "taylor", "no_prefix"):
+            assert math.isfinite(row[method]["relative_error"]), (row["m"], method)
+        assert row["learned_elu"]["finite"]
+    # The learned model's prediction is a function of the parameters and the input only.
+    source = inspect.getsource(sec4_4._learned_errors)
+    assert "def predict(params, X):" in source and "K_P" not in source.split("def predict(params, X):")[1].split("def loss")[0]
+    assert (tmp_path / "sec4_4.png").exists() and (tmp_path / "sec4_4.pdf").exists()
