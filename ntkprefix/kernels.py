@@ -237,5 +237,5 @@ def ntk_linearized_outputs(
     K = -(N / eta) * (evecs * jnp.log1p(-jnp.clip(evals, 0.0, None))) @ evecs.T
     nt = _import_neural_tangents()
     predict = nt.predict.gradient_descent_mse(K, Y.reshape(N, 1), learning_rate=eta)
-    out = jnp.stack([predict(float(t), F0.reshape(N, 1)) for t in jnp.ravel(jnp.asarray(steps))])
-    return out.reshape(-1, n, d_out)
+    times = jnp.ravel(jnp.asarray(steps, dtype=F0.dtype))
+    return predict(times, F0.reshape(N, 1)).reshape(-1, n, d_out)  # one call for every time: (T, N, 1)

@@ -88,12 +88,18 @@ def model_output(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: floa
     return _scale(W, output_scale) * prefix_softmax(W, X) @ a.T
 
 
+def _output_and_gradient_factors(W, X, a, output_scale):
+    """(F, G) from one softmax: F = c_m <a_l, S> and G[i, l, r] = c_m S_r (a_{l,r} - <a_l, S>)."""
+    c = _scale(W, output_scale)
+    S = prefix_softmax(W, X)  # (n, m)
+    mean_a = S @ a.T  # (n, d_out): <a_l, S(x_i)>
+    return c * mean_a, c * S[:, None, :] * (a[None, :, :] - mean_a[:, :, None])
+
+
 def output_gradient_factors(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: float | None = None) -> jax.Array:
     """G with dF_l(x_i)/dw_r = G[i, l, r] x_i, G[i, l, r] = c_m S_r(x_i) (a_{l,r} - <a_l, S(x_i)>): (n, d_out, m)  [derived]."""
     _check(W, X, a)
-    S = prefix_softmax(W, X)  # (n, m)
-    mean_a = S @ a.T  # (n, d_out): <a_l, S(x_i)>
-    return _scale(W, output_scale) * S[:, None, :] * (a[None, :, :] - mean_a[:, :, None])
+    return _output_and_gradient_factors(W, X, a, output_scale)[1]
 
 
 def loss(W: jax.Array, X: jax.Array, Y: jax.Array, a: jax.Array, *, output_scale: float | None = None) -> jax.Array:
@@ -109,6 +115,5 @@ def loss_gradient(W: jax.Array, X: jax.Array, Y: jax.Array, a: jax.Array, *, out
     G is :func:`output_gradient_factors`; the result equals ``jax.grad(loss)`` (tested to 1e-12 relative).
     """
     _check(W, X, a, Y)
-    residual = model_output(W, X, a, output_scale=output_scale) - Y  # (n, d_out)
-    G = output_gradient_factors(W, X, a, output_scale=output_scale)  # (n, d_out, m)
-    return jnp.einsum("il,ilr,id->dr", residual, G, X)
+    F, G = _output_and_gradient_factors(W, X, a, output_scale)  # (n, d_out), (n, d_out, m): one softmax
+    return jnp.einsum("il,ilr,id->dr", F - Y, G, X)

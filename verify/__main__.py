@@ -45,6 +45,13 @@ def _print_result(result, figures) -> None:
     print(f"VERDICT {result.claim}: {result.verdict.value.upper()} -- {result.reason}")
 
 
+def _run_and_plot(claim, options, out: Path):
+    """Run one claim (or one of its controls), write its figure into out and record the figure paths."""
+    result = claim.run(options)
+    result.figures = [str(p) for p in claim.plot(result, out)]
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m verify", description="Verify a claim of arXiv 2406.14036.")
     parser.add_argument("claim", nargs="?", help="claim id (see --list)")
@@ -92,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         progress = tqdm(list(known.values()), desc="claims", unit="claim", file=sys.stderr, dynamic_ncols=True)
         for claim in progress:
             progress.set_postfix_str(claim.id)
-            result = claim.run(RunOptions(quick=args.quick, seed=args.seed))
-            result.figures = [str(p) for p in claim.plot(result, args.out)]
+            result = _run_and_plot(claim, RunOptions(quick=args.quick, seed=args.seed), args.out)
             result.write_json(args.out / f"{claim.id}.json")
             progress.write(f"{claim.id}: {result.verdict.value} ({result.wall_time_s:.0f} s)")
             results.append(result)
@@ -130,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for control in controls:
-        result = claim.run(RunOptions(quick=args.quick, seed=args.seed, control=control))
-        result.figures = [str(p) for p in claim.plot(result, args.out)]
+        result = _run_and_plot(claim, RunOptions(quick=args.quick, seed=args.seed, control=control), args.out)
         _print_result(result, result.figures)
         results.append(result)
     if args.json:
