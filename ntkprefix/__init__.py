@@ -6,7 +6,18 @@ the dtype of its inputs.
 """
 
 from ntkprefix import bounds, kernels, model, training
-from ntkprefix.attention import Projected, max_abs_score, ntk_attention, prefix_attention, project
+from ntkprefix.attention import (
+    PrefixAttentionState,
+    Projected,
+    absorb_prefix,
+    empty_prefix_state,
+    finish_prefix_attention,
+    max_abs_score,
+    ntk_attention,
+    prefix_attention,
+    prefix_attention_stream,
+    project,
+)
 from ntkprefix.features import (
     FeatureMap,
     as23_degree,
@@ -34,6 +45,11 @@ __all__ = [
     "Projected",
     "project",
     "prefix_attention",
+    "PrefixAttentionState",
+    "empty_prefix_state",
+    "absorb_prefix",
+    "finish_prefix_attention",
+    "prefix_attention_stream",
     "ntk_attention",
     "max_abs_score",
     "FeatureMap",

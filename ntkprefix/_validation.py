@@ -23,9 +23,12 @@ def require_rank(name: str, x, rank: int, expected: str) -> None:
 
 
 def require_finite(name: str, x) -> None:
-    """x must hold only finite values. Skipped when x is traced (inside jit/grad): the check needs concrete values."""
+    """x must hold only finite values. Skipped when x is traced (inside jit/grad): the check needs concrete values.
+
+    Host arrays are checked with numpy (no compilation for each new shape)."""
     try:
-        finite = bool(jnp.all(jnp.isfinite(x)))
+        finite = bool(np.all(np.isfinite(x))) if isinstance(x, (np.ndarray, list, tuple, float, int)) else bool(
+            jnp.all(jnp.isfinite(x)))
     except jax.errors.ConcretizationTypeError:
         return
     if not finite:

@@ -17,7 +17,19 @@ import jax.numpy as jnp
 from ntkprefix._validation import require, require_finite, require_rank, shape_of
 from ntkprefix.features import FeatureMap
 
-__all__ = ["Projected", "project", "prefix_attention", "ntk_attention", "max_abs_score", "DEFAULT_CHUNK_SIZE"]
+__all__ = [
+    "Projected",
+    "project",
+    "prefix_attention",
+    "PrefixAttentionState",
+    "empty_prefix_state",
+    "absorb_prefix",
+    "finish_prefix_attention",
+    "prefix_attention_stream",
+    "ntk_attention",
+    "max_abs_score",
+    "DEFAULT_CHUNK_SIZE",
+]
 
 #: Prefix rows per streaming step of :func:`prefix_attention`: memory is O(L * chunk) whatever m is.
 DEFAULT_CHUNK_SIZE = 4096
@@ -104,6 +116,75 @@ def prefix_attention(
     return _prefix_attention(Q, K, V, K_P, V_P, causal=causal, chunk_size=min(chunk_size, m))
 
 
+class PrefixAttentionState(NamedTuple):
+    """Algorithm 1's running softmax over the prefix rows seen so far, for fixed queries  [paper, Algorithm 1].
+
+    For each query i: row_max_i = max_j s_ij, row_sum_i = sum_j exp(s_ij - row_max_i) and
+    acc_i = sum_j exp(s_ij - row_max_i) v_j over the prefix rows j absorbed so far (s_ij = <q_i, k_j> / sqrt(d)),
+    and m, their number. :func:`finish_prefix_attention` adds the input part and normalises. Extending the state
+    with more rows gives prefix attention over the longer prefix: a growing (or "infinite-long") prefix never has
+    to exist in memory as a whole.
+    """
+
+    row_max: jax.Array  # (L,)
+    row_sum: jax.Array  # (L,)
+    acc: jax.Array  # (L, d_v)
+    m: int
+
+
+def empty_prefix_state(Q: jax.Array, d_v: int, dtype=None) -> PrefixAttentionState:
+    """The state of an empty prefix for queries Q (L, d): row_max = -inf, row_sum = 0, acc = 0, m = 0."""
+    require_rank("Q", Q, 2, "(L, d)")
+    require(isinstance(d_v, int) and d_v >= 1, f"d_v must be an int >= 1, got {d_v!r}")
+    dtype = jnp.result_type(Q) if dtype is None else dtype
+    L = Q.shape[0]
+    return PrefixAttentionState(jnp.full((L,), -jnp.inf, dtype), jnp.zeros((L,), dtype), jnp.zeros((L, d_v), dtype), 0)
+
+
+def absorb_prefix(
+    state: PrefixAttentionState, Q: jax.Array, K_rows: jax.Array, V_rows: jax.Array, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> PrefixAttentionState:
+    """The state extended by prefix rows (K_rows (n, d), V_rows (n, d_v)), streamed in chunks  [paper, Algorithm 1]."""
+    require_rank("Q", Q, 2, "(L, d)")
+    L, d = Q.shape
+    d_v = state.acc.shape[1]
+    require(shape_of(state.row_max) == (L,), f"state was made for {state.row_max.shape[0]} queries, got Q {shape_of(Q)}")
+    require_rank("K_P", K_rows, 2, f"(n, {d})")
+    require(K_rows.shape[1] == d, f"K_P rows must have shape (n, {d}) to match Q {shape_of(Q)}, got {shape_of(K_rows)}")
+    require(shape_of(V_rows) == (K_rows.shape[0], d_v),
+            f"V_P rows must have shape ({K_rows.shape[0]}, {d_v}) to match K_P and the state, got {shape_of(V_rows)}")
+    require(isinstance(chunk_size, int) and chunk_size >= 1, f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    require_finite("K_P", K_rows)
+    require_finite("V_P", V_rows)
+    n = K_rows.shape[0]
+    if n == 0:
+        return state
+    dtype = state.acc.dtype
+    row_max, row_sum, acc = _absorb_rows(state.row_max, state.row_sum, state.acc, Q.astype(dtype), K_rows, V_rows,
+                                         chunk_size=min(chunk_size, n))
+    return PrefixAttentionState(row_max, row_sum, acc, state.m + int(n))
+
+
+def finish_prefix_attention(
+    state: PrefixAttentionState, Q: jax.Array, K: jax.Array, V: jax.Array, *, causal: bool = False
+) -> jax.Array:
+    """softmax over the absorbed prefix rows and the input keys (causally masked if ``causal``), times [V_P; V]."""
+    L, d, d_v = _check_qkv(Q, K, V, causal)
+    require(state.m >= 1, "the prefix state holds no rows; absorb at least one prefix row first")
+    require(shape_of(state.acc) == (L, d_v), f"state has shape {shape_of(state.acc)}, but Q, V give ({L}, {d_v})")
+    return _finish(state.row_max, state.row_sum, state.acc, Q, K, V, causal=causal)
+
+
+def prefix_attention_stream(Q: jax.Array, K: jax.Array, V: jax.Array, chunks, *, causal: bool = False) -> jax.Array:
+    """Algorithm 1 over a prefix given as an iterable of (K_rows, V_rows) chunks; the prefix never exists whole."""
+    _, _, d_v = _check_qkv(Q, K, V, causal)
+    state = empty_prefix_state(Q, d_v, jnp.result_type(Q, K, V))
+    for K_rows, V_rows in chunks:
+        state = absorb_prefix(state, Q, K_rows, V_rows)
+    require(state.m >= 1, "the stream held no prefix rows; expected at least one (K_rows, V_rows) chunk")
+    return finish_prefix_attention(state, Q, K, V, causal=causal)
+
+
 class _RunningSoftmax(NamedTuple):
     row_max: jax.Array  # (L,)
     row_sum: jax.Array  # (L,), sum of exp(score - row_max)
@@ -122,16 +203,16 @@ def _absorb(state: _RunningSoftmax, scores: jax.Array, values: jax.Array) -> _Ru
     )
 
 
-@functools.partial(jax.jit, static_argnames=("causal", "chunk_size"))
-def _prefix_attention(Q, K, V, K_P, V_P, *, causal: bool, chunk_size: int):
-    L, d = Q.shape
+def _scaled_queries(Q, dtype):
+    return Q.astype(dtype) / jnp.sqrt(jnp.asarray(Q.shape[1], dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("chunk_size",))
+def _absorb_rows(row_max, row_sum, acc, Q, K_P, V_P, *, chunk_size: int):
+    dtype = acc.dtype
     m = K_P.shape[0]
-    dtype = jnp.result_type(Q, K, V, K_P, V_P)
-    scale = 1.0 / jnp.sqrt(jnp.asarray(d, dtype))
-    Qs = Q.astype(dtype) * scale
-    state = _RunningSoftmax(
-        jnp.full((L,), -jnp.inf, dtype), jnp.zeros((L,), dtype), jnp.zeros((L, V.shape[1]), dtype)
-    )
+    Qs = _scaled_queries(Q, dtype)
+    state = _RunningSoftmax(row_max, row_sum, acc)
     n_full = m // chunk_size
 
     def body(i, state):
@@ -143,11 +224,26 @@ def _prefix_attention(Q, K, V, K_P, V_P, *, causal: bool, chunk_size: int):
     if m % chunk_size:
         tail = slice(n_full * chunk_size, m)
         state = _absorb(state, Qs @ K_P[tail].astype(dtype).T, V_P[tail].astype(dtype))
-    scores = Qs @ K.astype(dtype).T
+    return state
+
+
+@functools.partial(jax.jit, static_argnames=("causal",))
+def _finish(row_max, row_sum, acc, Q, K, V, *, causal: bool):
+    L = Q.shape[0]
+    dtype = acc.dtype
+    scores = _scaled_queries(Q, dtype) @ K.astype(dtype).T
     if causal:
         scores = jnp.where(_causal_mask(L), scores, -jnp.inf)
-    state = _absorb(state, scores, V.astype(dtype))
+    state = _absorb(_RunningSoftmax(row_max, row_sum, acc), scores, V.astype(dtype))
     return state.acc / state.row_sum[:, None]
+
+
+def _prefix_attention(Q, K, V, K_P, V_P, *, causal: bool, chunk_size: int):
+    dtype = jnp.result_type(Q, K, V, K_P, V_P)
+    state = empty_prefix_state(Q, V.shape[1], dtype)
+    row_max, row_sum, acc = _absorb_rows(state.row_max, state.row_sum, state.acc, Q.astype(dtype), K_P, V_P,
+                                         chunk_size=chunk_size)
+    return _finish(row_max, row_sum, acc, Q, K, V, causal=causal)
 
 
 def ntk_attention(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from typing import Literal
 
@@ -38,40 +39,31 @@ __all__ = [
 
 
 @functools.lru_cache(maxsize=None)
-def _monomial_tables(d: int, g: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """For each degree j = 1..g: (parent, variable) index arrays building degree-j monomials from degree j-1.
+def _monomial_plan(d: int, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(exponents, log_weights, factor_index) of every monomial of degree <= g in d variables, degree 0 first.
 
-    Monomials of degree j are the multisets i_1 <= ... <= i_j of {0..d-1}; the degree-j monomial with last
-    index i is (degree-(j-1) monomial with last index <= i) * x_i. Returned per degree as two int arrays of
-    length C(d + j - 1, j), indices into the previous degree's block.
+    exponents: (r, d) the multi-indices alpha. log_weights: log(1 / sqrt(alpha!)). factor_index: (r, F) with
+    F = max(1, min(d, g)): each monomial is the product of F entries of a small per-row table (see
+    :func:`_taylor_features`), so no monomial is built from another one. (A recursive construction, degree j from
+    degree j - 1, is what XLA fuses into one loop that recomputes the whole recursion for every output entry: its
+    cost grows exponentially with g.)
     """
-    tables = []
-    last = np.zeros(1, dtype=np.int64)  # degree 0: the empty monomial, "last index" 0
-    for _ in range(g):
-        parent, variable = [], []
-        for p, l in enumerate(last):
-            for i in range(l, d):
-                parent.append(p)
-                variable.append(i)
-        parent = np.asarray(parent, dtype=np.int64)
-        variable = np.asarray(variable, dtype=np.int64)
-        tables.append((parent, variable))
-        last = variable
-    return tuple(tables)
-
-
-@functools.lru_cache(maxsize=None)
-def _monomial_log_weights(d: int, g: int) -> np.ndarray:
-    """log(1 / sqrt(alpha!)) for every monomial alpha, in the order the tables produce them (degree 0 first)."""
-    exponents = [np.zeros((1, d), dtype=np.int64)]
-    for parent, variable in _monomial_tables(d, g):
-        nxt = exponents[-1][parent].copy()
-        nxt[np.arange(len(variable)), variable] += 1
-        exponents.append(nxt)
-    alpha = np.concatenate(exponents, axis=0)
     from scipy.special import gammaln
 
-    return -0.5 * gammaln(alpha + 1.0).sum(axis=1)
+    alphas = [np.zeros(d, dtype=np.int64)]
+    for j in range(1, g + 1):
+        for combo in itertools.combinations_with_replacement(range(d), j):
+            alphas.append(np.bincount(combo, minlength=d))
+    alphas = np.asarray(alphas, dtype=np.int64)
+    log_weights = -0.5 * gammaln(alphas + 1.0).sum(axis=1)
+    if d <= g:  # table = the powers y_i^p, p = 0..g, flattened (d (g+1) entries): factor i is y_i^{alpha_i}
+        index = np.arange(d)[None, :] * (g + 1) + alphas
+    else:  # table = [y, 1] (d + 1 entries): factor t is the t-th variable of the multiset, or 1
+        index = np.full((len(alphas), max(1, g)), d, dtype=np.int64)
+        for f, alpha in enumerate(alphas):
+            variables = np.repeat(np.arange(d), alpha)
+            index[f, : len(variables)] = variables
+    return alphas, log_weights, index
 
 
 def taylor_feature_dimension(d: int, g: int) -> int:
@@ -108,6 +100,16 @@ class FeatureMap:
         return self.d
 
     @property
+    def monomial_degrees(self) -> np.ndarray:
+        """|alpha| of every feature of the Taylor map, in order (degree 0 first, then by degree): (r,) ints.
+
+        The features are ordered by degree, so the degree-g' map's features are the first r(g') of this one's; and
+        scaling every input by t scales feature alpha by t^{|alpha|}.
+        """
+        require(self.kind == "taylor", f"{self.label} has no monomial degrees (only the Taylor map does)")
+        return _monomial_plan(self.d, self.degree)[0].sum(axis=1)
+
+    @property
     def sign_definite(self) -> bool:
         return self.kind == "elu" or self.degree == 0
 
@@ -135,13 +137,19 @@ class FeatureMap:
 def _taylor_features(x: jax.Array, d: int, g: int) -> jax.Array:
     # phi_alpha(x) = (x / d^(1/4))^alpha / sqrt(alpha!), so that
     # <phi(q), phi(k)> = sum_{|alpha|<=g} (q k / sqrt(d))^alpha / alpha! = sum_{j<=g} s^j / j!  (multinomial theorem).
+    # Each monomial is a product of min(d, g) entries gathered from a per-row table (see _monomial_plan).
+    _, log_weights, index = _monomial_plan(d, g)
     y = x / d**0.25
-    blocks = [jnp.ones(x.shape[:-1] + (1,), dtype=x.dtype)]
-    for parent, variable in _monomial_tables(d, g):
-        blocks.append(blocks[-1][..., parent] * y[..., variable])
-    monomials = jnp.concatenate(blocks, axis=-1)
-    weights = jnp.asarray(np.exp(_monomial_log_weights(d, g)), dtype=x.dtype)
-    return monomials * weights
+    if d <= g:
+        ones = jnp.ones(y.shape + (1,), y.dtype)
+        powers = jnp.cumprod(jnp.concatenate([ones, jnp.repeat(y[..., None], g, axis=-1)], axis=-1), axis=-1)
+        table = powers.reshape(y.shape[:-1] + (d * (g + 1),))
+    else:
+        table = jnp.concatenate([y, jnp.ones(y.shape[:-1] + (1,), y.dtype)], axis=-1)
+    monomials = table[..., index[:, 0]]
+    for t in range(1, index.shape[1]):
+        monomials = monomials * table[..., index[:, t]]
+    return monomials * jnp.asarray(np.exp(log_weights), dtype=x.dtype)
 
 
 def taylor_feature_map(d: int, g: int) -> FeatureMap:

@@ -40,11 +40,16 @@ def empty_prefix_sums(feature_map: FeatureMap, d_v: int, dtype=jnp.float64) -> P
     return PrefixSums(jnp.zeros((r, d_v), dtype), jnp.zeros((r,), dtype), 0)
 
 
+#: Feature entries (chunk rows x r) built per step of the reduction: 2^16 entries are 512 KiB in float64, so one
+#: chunk's features are built and consumed while they are in cache, and no step allocates fresh pages.
+CHUNK_FEATURE_ENTRIES = 1 << 16
+
+
 def default_chunk_size(feature_map: FeatureMap) -> int:
-    """Prefix rows per step: the largest power of two, between 256 and 65536, with chunk * r <= 2^23 entries."""
-    target = max(1, (1 << 23) // feature_map.r)
+    """Prefix rows per step: the largest power of two, between 16 and 4096, with chunk * r <= CHUNK_FEATURE_ENTRIES."""
+    target = max(1, CHUNK_FEATURE_ENTRIES // feature_map.r)
     chunk = 1 << (target.bit_length() - 1)
-    return int(min(max(chunk, 256), 65536))
+    return int(min(max(chunk, 16), 4096))
 
 
 def _check_rows(K_rows, V_rows, feature_map: FeatureMap) -> None:
@@ -77,21 +82,36 @@ def accumulate_prefix(sums: PrefixSums, K_rows: jax.Array, V_rows: jax.Array, fe
     )
     require_finite("K_P", K_rows)
     require_finite("V_P", V_rows)
-    Z, k = _accumulate(sums.Z, sums.k, K_rows, V_rows, feature_map=feature_map)
+    Z, k = _accumulate(sums.Z, sums.k, K_rows, V_rows, feature_map=feature_map,
+                       chunk=min(default_chunk_size(feature_map), max(1, K_rows.shape[0])))
     return PrefixSums(Z, k, sums.m + int(K_rows.shape[0]))
 
 
-@functools.partial(jax.jit, static_argnames=("feature_map",))
-def _accumulate(Z, k, K_rows, V_rows, *, feature_map: FeatureMap):
-    phi = feature_map(K_rows.astype(Z.dtype))
-    return Z + phi.T @ V_rows.astype(Z.dtype), k + phi.sum(axis=0)
+@functools.partial(jax.jit, static_argnames=("feature_map", "chunk"))
+def _accumulate(Z, k, K_rows, V_rows, *, feature_map: FeatureMap, chunk: int):
+    """Z + phi(K_rows)^T V_rows, k + phi(K_rows)^T 1, in one compiled loop over chunks of ``chunk`` rows.
 
+    Full chunks go through a fori_loop (one chunk's features live only inside the loop body), then the tail of
+    n mod chunk rows; nothing is padded or copied on the host.
+    """
+    dtype = Z.dtype
+    n = K_rows.shape[0]
+    n_full = n // chunk
 
-@functools.partial(jax.jit, static_argnames=("feature_map",))
-def _accumulate_masked(Z, k, K_rows, V_rows, n_valid, *, feature_map: FeatureMap):
-    valid = (jnp.arange(K_rows.shape[0]) < n_valid).astype(Z.dtype)
-    phi = feature_map(K_rows.astype(Z.dtype)) * valid[:, None]
-    return Z + phi.T @ V_rows.astype(Z.dtype), k + phi.sum(axis=0)
+    def add(carry, K_c, V_c):
+        Z, k = carry
+        phi = feature_map(K_c.astype(dtype))
+        return Z + phi.T @ V_c.astype(dtype), k + phi.sum(axis=0)
+
+    def body(i, carry):
+        K_c = jax.lax.dynamic_slice_in_dim(K_rows, i * chunk, chunk)
+        V_c = jax.lax.dynamic_slice_in_dim(V_rows, i * chunk, chunk)
+        return add(carry, K_c, V_c)
+
+    carry = jax.lax.fori_loop(0, n_full, body, (Z, k))
+    if n % chunk:
+        carry = add(carry, K_rows[n_full * chunk :], V_rows[n_full * chunk :])
+    return carry
 
 
 def reduce_prefix(
@@ -99,8 +119,8 @@ def reduce_prefix(
 ) -> tuple[jax.Array, jax.Array]:
     """(Z, k) = (phi(K_P)^T V_P, phi(K_P)^T 1_m), streamed over the prefix in chunks  [derived, Eq. 7].
 
-    Every chunk has the same shape (the last, or a prefix shorter than a chunk, is zero-padded and masked), so
-    the step compiles once per (chunk_size, d, d_v, r) whatever m is.
+    One compiled loop over chunks of ``chunk_size`` rows: each chunk's features are built and consumed inside the
+    loop, so memory is O(chunk r) beyond the prefix itself. It compiles once per (m, chunk_size, d, d_v, r).
 
     Args:
       K_P: (m, d) projected prefix keys, m >= 1. V_P: (m, d_v) projected prefix values.
@@ -117,16 +137,8 @@ def reduce_prefix(
     dtype = jnp.result_type(K_P, V_P)
     chunk = chunk_size if chunk_size is not None else default_chunk_size(feature_map)
     require(isinstance(chunk, int) and chunk >= 1, f"chunk_size must be an int >= 1, got {chunk_size!r}")
-    m = K_P.shape[0]
     Z, k, _ = empty_prefix_sums(feature_map, V_P.shape[1], dtype)
-    for start in range(0, m, chunk):
-        K_c, V_c = K_P[start : start + chunk], V_P[start : start + chunk]
-        n = K_c.shape[0]
-        if n < chunk:
-            pad = ((0, chunk - n), (0, 0))
-            K_c, V_c = jnp.pad(K_c, pad), jnp.pad(V_c, pad)
-        Z, k = _accumulate_masked(Z, k, K_c, V_c, n, feature_map=feature_map)
-    return Z, k
+    return _accumulate(Z, k, K_P, V_P, feature_map=feature_map, chunk=min(chunk, K_P.shape[0]))
 
 
 def reduce_prefix_stream(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ntkprefix._validation import require
 from ntkprefix.attention import Projected, project
@@ -17,6 +18,7 @@ __all__ = [
     "unit_prefix_instance",
     "scale_instance",
     "theorem_4_1_instance",
+    "theorem_4_1_extreme_instance",
     "entry_norms",
     "section3_data",
     "perturbation_directions",
@@ -69,6 +71,40 @@ def theorem_4_1_instance(
     """
     unit = unit_prefix_instance(key, d=d, L=L, m=m, prefix_offset=prefix_offset, dtype=dtype)
     return scale_instance(unit, query_bound=entry_bound, key_bound=entry_bound, value_bound=entry_bound)
+
+
+def theorem_4_1_extreme_instance(
+    key: jax.Array, *, d: int, L: int, m: int, entry_bound: float, dtype=jnp.float64
+) -> Projected:
+    """Every entry of Q, K_C, V_C equal to +-b, arranged to make the Taylor kernel error large  [derived].
+
+    The corners of Theorem 4.1's entry box, built against the kernel bound 2 eps/(1 - eps) max|V_C| of
+    :func:`ntkprefix.bounds.attention_error_bound`. Query 0 is b u (u a random sign vector). The prefix repeats a
+    block of R "far" keys -b u (score -S_b with query 0, S_b = b^2 sqrt(d): the end of the a-priori score range where
+    the Taylor remainder is largest), value +b, and one "neutral" key, b u with floor(d/2) signs flipped (score
+    s_0 = 0 for even d, b^2/sqrt(d) for odd d), value -b, with R = round(exp(S_b + s_0)) so that the two groups carry
+    equal softmax weight: query 0's output is near 0 and the far keys' relative weight error eps moves it by about
+    eps b / 2, a quarter of the bound. Every other query, input key and input value is a random corner.
+
+    The projected arrays are set directly: the theorem's conditions and both algorithms are functions of Q, K, V,
+    K_P, V_P only. The first n prefix rows of an instance with m rows are the instance with n rows (a growing
+    prefix with every entry +-b at every n).
+    """
+    require(d >= 1 and L >= 1 and m >= 1, f"d, L, m must be >= 1, got d={d}, L={L}, m={m}")
+    require(entry_bound > 0, f"entry_bound must be > 0, got {entry_bound!r}")
+    k_u, k_q, k_k, k_v = jax.random.split(key, 4)
+    u = jax.random.rademacher(k_u, (d,), dtype)
+    Q = jnp.concatenate([u[None, :], jax.random.rademacher(k_q, (L - 1, d), dtype)], axis=0)
+    K = jax.random.rademacher(k_k, (L, d), dtype)
+    V = jax.random.rademacher(k_v, (L, d), dtype)
+    flips = jnp.where(jnp.arange(d) < d // 2, -1.0, 1.0).astype(dtype)
+    neutral_score = entry_bound**2 * (d - 2 * (d // 2)) / d**0.5
+    ratio = max(1, round(float(np.exp(entry_bound**2 * d**0.5 + neutral_score))))
+    is_neutral = (jnp.arange(m) % (ratio + 1)) == ratio
+    K_P = jnp.where(is_neutral[:, None], (u * flips)[None, :], -u[None, :])
+    V_P = jnp.broadcast_to(jnp.where(is_neutral, -1.0, 1.0).astype(dtype)[:, None], (m, d))
+    b = jnp.asarray(entry_bound, dtype)
+    return Projected(b * Q, b * K, b * V, b * K_P, b * V_P)
 
 
 def entry_norms(inst: Projected) -> dict[str, float]:
