@@ -1,7 +1,13 @@
-"""python -m verify CLAIM [--quick] [--seed N] [--control [NAME]] [--json PATH] [--out DIR];  --all;  --list.
+"""python -m verify CLAIM [CLAIM ...] [options];  python -m verify --all [--controls];  python -m verify --list.
 
-Exit status: 0 when the claim holds; 1 when it is violated or its conditions are not met (with --control: 1 when
-every control is detected, i.e. none of them reports "holds"); 2 on a usage error.
+Exit status:
+  0  every claim run holds (with --control: at least one control was NOT detected, see below)
+  1  a claim is violated or its conditions are not met; with --control, every control run was detected (its
+     measured symptom was there), which is what a control is for; with --all --controls, also a control that was
+     not detected
+  2  usage error (unknown claim, control or setting, a bad --set value)
+  3  any other failure: an instrument error (a calibration failed), an exception in a check, an output folder that
+     cannot be written, an interruption (Ctrl-C). One line on stderr; --debug shows the traceback.
 """
 
 from __future__ import annotations
@@ -10,18 +16,27 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+EXIT_HOLDS, EXIT_NOT_HOLDS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A usage error: printed as one line, exit 2."""
+
 
 def _format_cell(x) -> str:
-    if isinstance(x, float):
-        return f"{x:.3e}" if (x != 0 and (abs(x) < 1e-2 or abs(x) >= 1e4)) else f"{x:.4g}"
-    return str(x)
+    from verify.verdict import format_number
+
+    return format_number(x)
 
 
 def format_table(table: dict) -> str:
+    if not table.get("columns"):
+        return ""
     cells = [[str(c) for c in table["columns"]]] + [[_format_cell(x) for x in row] for row in table["rows"]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
@@ -29,51 +44,136 @@ def format_table(table: dict) -> str:
     return "\n".join(lines)
 
 
-def _print_result(result, figures) -> None:
+def _mark(met: bool) -> str:
+    return "ok  " if met else "FAIL"
+
+
+def print_result(result) -> None:
+    """The console form of a result: header, table, calibrations, conditions, predictions, verdict."""
+    from verify.verdict import Calibration, Condition, Prediction
+
     header = f"{result.claim} ({result.paper_item}, {result.tag})"
     if result.control:
-        header += f"  NEGATIVE CONTROL: {result.control}"
+        header += f"  NEGATIVE CONTROL: {result.control} ({result.control_outcome['kind']})"
     print(header)
     print(f"  statement: {result.statement}")
-    print(f"  mode: {result.mode}, seed: {result.seed}, wall time: {result.wall_time_s:.1f} s")
-    print(format_table(result.table))
+    overrides = f", overrides: {result.overrides}" if result.overrides else ""
+    print(f"  mode: {result.mode}, seed: {result.seed}, wall time: {result.wall_time_s:.1f} s{overrides}")
+    table = format_table(result.table)
+    if table:
+        print(table)
+    for title, items, cls in (("calibrations", result.calibrations, Calibration),
+                              ("conditions", result.conditions, Condition),
+                              ("predictions", result.predictions, Prediction)):
+        if items:
+            print(f"  {title}:")
+        for item in items:
+            print(f"    [{_mark(item['met'])}] {cls(**item).line()}")
     for side in result.side_reports:
         detail = ", ".join(f"{k} {_format_cell(v)}" for k, v in side.items() if k not in ("name", "verdict", "reason"))
         print(f"  beside the claim: {side['name']}: {side['verdict']} ({side['reason']}); {detail}")
-    for path in figures:
+    for path in result.figures:
         print(f"  figure: {path}")
     print(f"VERDICT {result.claim}: {result.verdict.value.upper()} -- {result.reason}")
+    if result.control_outcome is not None:
+        outcome = result.control_outcome
+        state = "DETECTED" if outcome["detected"] else "NOT DETECTED"
+        symptoms = "; ".join(s.get("line", s["name"]) + (" (failed)" if s["failed"] else " (met)") for s in outcome["symptoms"])
+        print(f"CONTROL {result.claim}/{result.control}: {state} -- must break {', '.join(outcome['breaks'])}: {symptoms}")
 
 
-def _run_and_plot(claim, options, out: Path):
-    """Run one claim (or one of its controls), write its figure into out and record the figure paths."""
+def _check_writable(folder: Path) -> None:
+    """Create the folder and write a probe file, before any computation; OSError otherwise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / ".verify-write-probe"
+    probe.write_text("")
+    probe.unlink()
+
+
+def _parse_overrides(claims, assignments: list[str]) -> tuple[tuple[str, str], ...]:
+    from verify.settings import SettingsError, apply_overrides, parse_assignment
+
+    pairs = []
+    for text in assignments:
+        try:
+            pairs.append(parse_assignment(text))
+        except SettingsError as error:
+            raise UsageError(str(error)) from None
+    for claim in claims:  # validate against every claim to be run, before any computation
+        try:
+            apply_overrides(claim.settings(False), dict(pairs))
+        except SettingsError as error:
+            raise UsageError(f"{claim.id}: {error}") from None
+    return tuple(pairs)
+
+
+def _show_settings(claims, options_for) -> None:
+    from verify.settings import describe
+
+    for claim in claims:
+        options = options_for(claim)
+        s = claim.settings_for(options)
+        print(f"{claim.id} settings ({'quick' if options.quick else 'full'} mode"
+              + (f", control {options.control}" if options.control else "") + "):")
+        for name, value, type_name, why in describe(s):
+            print(f"  {name} = {value!r}  [{type_name}]  {why}")
+
+
+def _run_one(claim, options, out: Path):
+    """Run one claim (or one of its controls) and write its figure into out (none after an instrument error:
+    nothing was measured)."""
+    from verify.result import Verdict
+
     result = claim.run(options)
-    result.figures = [str(p) for p in claim.plot(result, out)]
+    if result.verdict is not Verdict.INSTRUMENT_ERROR:
+        result.figures = [str(p) for p in claim.plot(result, out)]
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m verify", description="Verify a claim of arXiv 2406.14036.")
-    parser.add_argument("claim", nargs="?", help="claim id (see --list)")
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m verify", description="Verify the claims of arXiv 2406.14036.")
+    parser.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (see --list)")
     parser.add_argument("--list", action="store_true", help="list the claims and their negative controls")
-    parser.add_argument(
-        "--all", action="store_true",
-        help="run every claim; write <claim>.json, results.json and report.md into --out (exit 1 unless all hold)",
-    )
-    parser.add_argument("--quick", action="store_true", help="smaller sweep, under a minute per claim")
+    parser.add_argument("--all", action="store_true",
+                        help="run every claim; write <claim>.json, results.json and report.md into --out")
+    parser.add_argument("--controls", action="store_true", help="with --all: also run every control of every claim")
+    parser.add_argument("--quick", action="store_true", help="smaller sweeps, under a minute per claim")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0); same seed, same numbers")
-    parser.add_argument(
-        "--control",
-        nargs="?",
-        const="all",
-        default=None,
-        metavar="NAME",
-        help="run the negative control NAME (all of them if no NAME): exit 1 when the check detects the violation",
-    )
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write the result(s) as JSON")
-    parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR", help="directory for figures (default out/)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--control", nargs="?", const="all", default=None, metavar="NAME",
+                        help="run the negative control NAME of the claim (all of them if no NAME)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a settings field (repeatable); see --show-settings")
+    parser.add_argument("--show-settings", action="store_true",
+                        help="print every settings field with its value and the reason for it, and exit")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the result(s) as JSON to PATH")
+    parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR", help="output folder (default out/)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits 2 on a usage error and 0 on --help
+        return int(exit_.code or 0)
+    try:
+        return _main(args)
+    except UsageError as error:
+        print(f"python -m verify: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("python -m verify: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - the command line turns every failure into one line and exit 3
+        if args.debug:
+            traceback.print_exc()
+        print(f"python -m verify: failed: {type(error).__name__}: {error}" + ("" if args.debug else " (--debug for the traceback)"),
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _main(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -83,72 +183,115 @@ def main(argv: list[str] | None = None) -> int:
     known = registry.claims()
     if args.list:
         for claim in known.values():
-            print(f"{claim.id:10s} {claim.paper_item:14s} {claim.tag:10s} {claim.statement}")
+            print(f"{claim.id:10s} {claim.paper_item:16s} {claim.tag}\n{'':10s} {claim.statement}")
             for name, control in claim.controls.items():
-                print(f"{'':10s}   control {name}: {control.description}")
-        return 0
+                print(f"{'':10s}   control {name} ({control.kind}; breaks {', '.join(control.breaks)}): {control.description}")
+        return EXIT_HOLDS
+    if args.all and (args.claims or args.control is not None):
+        raise UsageError("--all takes no claim and no --control (use --controls for every control)")
+    if args.controls and not args.all:
+        raise UsageError("--controls goes with --all; for one claim use --control [NAME]")
+    if not args.all and not args.claims:
+        raise UsageError("name a claim, or use --all or --list")
+    unknown = [c for c in args.claims if c not in known]
+    if unknown:
+        raise UsageError(f"unknown claim {unknown[0]!r}; known: {', '.join(known)}")
+    claims = list(known.values()) if args.all else [known[c] for c in dict.fromkeys(args.claims)]
+    if args.control not in (None, "all"):
+        for claim in claims:
+            if args.control not in claim.controls:
+                raise UsageError(f"unknown control {args.control!r} for {claim.id}; known: {', '.join(claim.controls)}")
+    overrides = _parse_overrides(claims, args.set)
+
+    def options_for(claim, control=None):
+        return RunOptions(quick=args.quick, seed=args.seed, control=control, overrides=overrides)
+
+    if args.show_settings:
+        control = args.control if args.control not in (None, "all") else None
+        _show_settings(claims, lambda claim: options_for(claim, control))
+        return EXIT_HOLDS
+
+    for folder in {args.out, *([args.json.parent] if args.json else [])}:
+        try:
+            _check_writable(folder)
+        except OSError as error:
+            print(f"python -m verify: error: cannot write to {folder}: {error.strerror or error}", file=sys.stderr)
+            return EXIT_FAILURE
+
     if args.all:
-        if args.claim is not None or args.control is not None:
-            print("python -m verify: error: --all takes no claim and no --control", file=sys.stderr)
-            return 2
-        from tqdm import tqdm
-
-        from verify import report
-
-        results = []
-        progress = tqdm(list(known.values()), desc="claims", unit="claim", file=sys.stderr, dynamic_ncols=True)
-        for claim in progress:
-            progress.set_postfix_str(claim.id)
-            result = _run_and_plot(claim, RunOptions(quick=args.quick, seed=args.seed), args.out)
-            result.write_json(args.out / f"{claim.id}.json")
-            progress.write(f"{claim.id}: {result.verdict.value} ({result.wall_time_s:.0f} s)")
-            results.append(result)
-        progress.close()
-        for result in results:
-            _print_result(result, result.figures)
-        report.write_results(results, args.out / "results.json")
-        if args.json:
-            report.write_results(results, args.json)
-        print(f"wrote {args.out / 'results.json'} and {report.write_report(results, args.out)}")
-        print("SUMMARY: " + "; ".join(f"{r.claim} {r.verdict.value}" for r in results))
-        return 0 if all(r.verdict.value == "holds" for r in results) else 1
-    if args.claim is None:
-        parser.print_usage(sys.stderr)
-        print("python -m verify: error: name a claim, or use --all or --list", file=sys.stderr)
-        return 2
-    if args.claim not in known:
-        print(f"python -m verify: error: unknown claim {args.claim!r}; known: {', '.join(known)}", file=sys.stderr)
-        return 2
-    claim = known[args.claim]
-    if args.control is None:
-        controls = [None]
-    elif args.control == "all":
-        controls = list(claim.controls)
-    elif args.control in claim.controls:
-        controls = [args.control]
-    else:
-        print(
-            f"python -m verify: error: unknown control {args.control!r} for {claim.id}; "
-            f"known: {', '.join(claim.controls)}",
-            file=sys.stderr,
-        )
-        return 2
-
+        return _run_all(claims, args, options_for)
+    runs = []
+    for claim in claims:
+        if args.control is None:
+            runs.append((claim, None))
+        else:
+            runs += [(claim, name) for name in (claim.controls if args.control == "all" else [args.control])]
     results = []
-    for control in controls:
-        result = _run_and_plot(claim, RunOptions(quick=args.quick, seed=args.seed, control=control), args.out)
-        _print_result(result, result.figures)
+    for claim, control in runs:
+        result = _run_one(claim, options_for(claim, control), args.out)
+        print_result(result)
         results.append(result)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = results[0].to_dict() if args.control is None else {"controls": [r.to_dict() for r in results]}
+        payload = results[0].to_dict() if len(results) == 1 and args.control is None else {
+            "results": [r.to_dict() for r in results]}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
-    holds = [r for r in results if r.verdict.value == "holds"]
-    if args.control is not None:
-        for r in holds:
-            print(f"CONTROL NOT DETECTED: {r.claim} control {r.control} reported 'holds'")
-        return 1 if not holds else 0
-    return 0 if holds else 1
+    return _exit_status(results, controls_mode=args.control is not None)
+
+
+def _exit_status(results, *, controls_mode: bool) -> int:
+    from verify.result import Verdict
+
+    if any(r.verdict is Verdict.INSTRUMENT_ERROR for r in results):
+        return EXIT_FAILURE
+    if controls_mode:
+        undetected = [r for r in results if not r.control_outcome["detected"]]
+        for r in undetected:
+            print(f"CONTROL NOT DETECTED: {r.claim}/{r.control}: its named symptom was not measured", file=sys.stderr)
+        return EXIT_HOLDS if undetected else EXIT_NOT_HOLDS
+    return EXIT_HOLDS if all(r.verdict is Verdict.HOLDS for r in results) else EXIT_NOT_HOLDS
+
+
+def _run_all(claims, args, options_for) -> int:
+    from tqdm import tqdm
+
+    from verify import report
+    from verify.result import Verdict
+
+    jobs = [(claim, None) for claim in claims]
+    if args.controls:
+        jobs += [(claim, name) for claim in claims for name in claim.controls]
+    results, controls = [], []
+    progress = tqdm(jobs, desc="verify", unit="run", file=sys.stderr, dynamic_ncols=True)
+    try:
+        for claim, control in progress:
+            progress.set_postfix_str(claim.id + (f"/{control}" if control else ""))
+            result = _run_one(claim, options_for(claim, control), args.out)
+            stem = claim.id + (f"_control_{control}" if control else "")
+            result.write_json(args.out / f"{stem}.json")
+            (controls if control else results).append(result)
+            status = result.verdict.value + (f", detected: {result.control_outcome['detected']}" if control else "")
+            progress.write(f"{stem}: {status} ({result.wall_time_s:.0f} s)")
+    except KeyboardInterrupt:
+        progress.close()
+        report.write_results(results, args.out / "results.json", controls=controls, complete=False)
+        print(f"python -m verify: interrupted; wrote the finished runs and {args.out / 'results.json'} (marked incomplete)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    progress.close()
+    for result in results + controls:
+        print_result(result)
+    report.write_results(results, args.out / "results.json", controls=controls)
+    if args.json:
+        report.write_results(results, args.json, controls=controls)
+    print(f"wrote {args.out / 'results.json'} and {report.write_report(results, args.out, controls=controls)}")
+    print("SUMMARY: " + "; ".join(f"{r.claim} {r.verdict.value}" for r in results)
+          + ("; controls detected: " + ", ".join(f"{r.claim}/{r.control} {r.control_outcome['detected']}" for r in controls)
+             if controls else ""))
+    if any(r.verdict is Verdict.INSTRUMENT_ERROR for r in results):
+        return EXIT_FAILURE
+    if any(r.verdict is not Verdict.HOLDS for r in results) or any(not r.control_outcome["detected"] for r in controls):
+        return EXIT_NOT_HOLDS
+    return EXIT_HOLDS
 
 
 if __name__ == "__main__":

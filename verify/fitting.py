@@ -1,4 +1,5 @@
-"""Fits shared by the checks: log-log slopes with their standard errors (scipy.stats.linregress)."""
+"""Fits and intervals shared by the checks (scipy): log-log slopes, a common slope with per-group intercepts,
+Clopper-Pearson intervals, geometric means over seeds."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 from scipy import stats
 
-__all__ = ["loglog_slope"]
+__all__ = ["loglog_slope", "common_slope_fit", "clopper_pearson", "geometric_mean", "half_ranges"]
 
 
 def loglog_slope(x, y) -> dict:
@@ -22,3 +23,59 @@ def loglog_slope(x, y) -> dict:
     fit = stats.linregress(np.log(x), np.log(y))
     stderr = float(fit.stderr) if len(x) > 2 else math.nan
     return {"slope": float(fit.slope), "stderr": stderr, "intercept": float(fit.intercept), "finite": True}
+
+
+def half_ranges(xs: list) -> tuple[list, list]:
+    """The first and the last half of a sorted sweep, sharing the middle point (so each has >= 2 points)."""
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[: mid + 1], xs[mid:]
+
+
+def common_slope_fit(x, y, groups) -> dict:
+    """y = b_g + k x: one slope, one intercept per group (least squares, fixed effects).
+
+    Returns the slope k, its standard error, the intercepts by group, R^2 within each group (1 - SSR_g / SST_g
+    around the group's own mean), the pooled within-group R^2 and the residuals.
+    """
+    x, y, groups = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
+    xc, yc = x.copy(), y.copy()
+    means = {}
+    for g in np.unique(groups):
+        sel = groups == g
+        means[g.item()] = (x[sel].mean(), y[sel].mean())
+        xc[sel] -= x[sel].mean()
+        yc[sel] -= y[sel].mean()
+    k = float(xc @ yc / (xc @ xc))
+    residuals = yc - k * xc
+    dof = len(x) - len(means) - 1
+    stderr = float(math.sqrt(residuals @ residuals / dof / (xc @ xc))) if dof > 0 else math.nan
+    r2_by_group = {}
+    for g in means:
+        sel = groups == g
+        sst = float(yc[sel] @ yc[sel])
+        r2_by_group[g] = float(1 - residuals[sel] @ residuals[sel] / sst) if sst > 0 else math.nan
+    return {
+        "slope": k,
+        "stderr": stderr,
+        "intercepts": {g: float(my - k * mx) for g, (mx, my) in means.items()},
+        "r2_by_group": r2_by_group,
+        "r2_pooled_within": float(1 - residuals @ residuals / (yc @ yc)),
+        "residuals": residuals,
+    }
+
+
+def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) two-sided interval for a binomial proportion."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def geometric_mean(values) -> float:
+    """exp(mean(log v)); nan when a value is not positive and finite."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0 or not np.all(np.isfinite(v)) or np.any(v <= 0):
+        return math.nan
+    return float(np.exp(np.mean(np.log(v))))

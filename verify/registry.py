@@ -1,4 +1,10 @@
-"""Claim id -> check, with its paper item and tag. A check module registers itself by exposing CLAIM."""
+"""Claim id -> check, with its paper item and tag. A check module registers itself by exposing CLAIM.
+
+A check module provides ``settings(quick)`` (a frozen dataclass of knobs, each with its reason), ``evaluate(settings,
+options) -> Evaluation`` (calibrations, conditions, predictions, measurements), ``plot(result, out_dir)`` and its
+controls. :meth:`Claim.run` turns the evaluation into a :class:`~verify.result.Result` with the one verdict rule of
+:func:`verify.verdict.decide`, and, for a control, decides from the measured symptom whether it was detected.
+"""
 
 from __future__ import annotations
 
@@ -8,65 +14,115 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from verify import settings as settings_module
 from verify.result import Result
+from verify.verdict import Evaluation, decide
 
-__all__ = ["Claim", "Control", "RunOptions", "claims", "get"]
+__all__ = ["Claim", "Control", "RunOptions", "claims", "get", "CONTROL_KINDS"]
+
+#: A control either breaks a condition of the claim (the instances leave its hypotheses) or plants a fault in the
+#: algorithm (the mathematics is changed on purpose). Both are detected by the same rule: the measured symptom.
+CONTROL_KINDS = ("broken condition", "planted fault")
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-    """How to run a check: quick (under a minute) or full, the seed, and which negative control (None: the claim)."""
+    """How to run a check: quick (under a minute) or full, the seed, which negative control (None: the claim), and
+    settings overrides (field name -> value, typed against the settings' fields)."""
 
     quick: bool = False
     seed: int = 0
     control: str | None = None
+    overrides: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Control:
-    """A negative control: what it breaks, and the settings it changes to break it."""
+    """A negative control: what it changes, and the conditions or predictions whose measured failure is its symptom.
+
+    Attributes:
+      description: what is changed and why it must break the claim.
+      overrides: settings fields replaced (dataclasses.replace).
+      breaks: names of the predictions (or measured conditions) that must measurably fail. The control is
+        detected only when every one of them did, never from its settings.
+      kind: one of :data:`CONTROL_KINDS`.
+    """
 
     description: str
     overrides: dict
+    breaks: tuple[str, ...]
+    kind: str = "broken condition"
+
+    def __post_init__(self):
+        if self.kind not in CONTROL_KINDS:
+            raise ValueError(f"control kind must be one of {CONTROL_KINDS}, got {self.kind!r}")
+        if not self.breaks:
+            raise ValueError("a control must name at least one prediction or condition it breaks")
+
+
+def detect(control: Control, evaluation: Evaluation) -> dict:
+    """Whether the control's symptom was measured: every named prediction/condition failed.
+
+    A failed calibration is not a symptom (the measurements cannot be trusted): such a control is not detected.
+    """
+    symptoms = []
+    for name in control.breaks:
+        if not evaluation.calibrated:
+            symptoms.append({"name": name, "failed": False, "measured": None, "note": "instrument error"})
+            continue
+        item = evaluation.item(name)
+        symptoms.append({"name": name, "failed": not item.met, "line": item.line()})
+    return {
+        "description": control.description,
+        "kind": control.kind,
+        "breaks": list(control.breaks),
+        "symptoms": symptoms,
+        "detected": bool(evaluation.calibrated and all(s["failed"] for s in symptoms)),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """A claim of the paper and its check.
-
-    settings(quick) gives the check's settings (a frozen dataclass) for its mode; run_with(settings, options)
-    measures and returns a Result; plot(result, out_dir) writes the figure from the result alone; each control
-    replaces some settings (dataclasses.replace) to break the claim's conditions.
-    """
+    """A claim of the paper and its check (see the module docstring for what a check module provides)."""
 
     id: str
     paper_item: str
     tag: str
     statement: str
     settings: Callable[[bool], Any]
-    run_with: Callable[[Any, RunOptions], Result]
+    evaluate: Callable[[Any, RunOptions], Evaluation]
     plot: Callable[[Result, Path], list[Path]]
     controls: dict[str, Control]
 
     def settings_for(self, options: RunOptions):
-        """The settings of the options' mode, with the control's overrides; ValueError for an unknown control."""
+        """The settings of the options' mode, with the control's overrides, then the user's; ValueError for an
+        unknown control, :class:`verify.settings.SettingsError` for a bad override."""
         s = self.settings(options.quick)
-        if options.control is None:
-            return s
-        if options.control not in self.controls:
-            raise ValueError(f"unknown control {options.control!r} for {self.id}; known: {', '.join(self.controls)}")
-        return dataclasses.replace(s, **self.controls[options.control].overrides)
+        if options.control is not None:
+            if options.control not in self.controls:
+                raise ValueError(f"unknown control {options.control!r} for {self.id}; known: {', '.join(self.controls)}")
+            s = dataclasses.replace(s, **self.controls[options.control].overrides)
+        return settings_module.apply_overrides(s, dict(options.overrides))
 
     def run(self, options: RunOptions) -> Result:
-        """The check with the settings of its mode (quick or full) and control."""
-        return self.run_with(self.settings_for(options), options)
-
-    def new_result(self, options: RunOptions, started: float, **fields) -> Result:
-        """A Result of this claim: id, paper item, tag, statement, seed, mode, control and wall time filled in."""
+        """Run the check: evaluate, decide the verdict by the shared rule, and for a control decide detection."""
+        s = self.settings_for(options)
+        started = time.perf_counter()
+        evaluation = self.evaluate(s, options)
+        verdict, reason = decide(evaluation)
+        outcome = detect(self.controls[options.control], evaluation) if options.control is not None else None
         return Result(
-            claim=self.id, paper_item=self.paper_item, tag=self.tag, statement=self.statement, seed=options.seed,
-            mode="quick" if options.quick else "full", control=options.control,
-            wall_time_s=time.perf_counter() - started, **fields,
+            claim=self.id, paper_item=self.paper_item, tag=self.tag, statement=self.statement,
+            verdict=verdict, reason=reason,
+            calibrations=[dataclasses.asdict(c) for c in evaluation.calibrations],
+            conditions=[dataclasses.asdict(c) for c in evaluation.conditions],
+            predictions=[dataclasses.asdict(p) for p in evaluation.predictions],
+            findings=evaluation.findings, measurements=evaluation.measurements, table=evaluation.table,
+            side_reports=evaluation.side_reports,
+            settings=settings_module.as_dict(s), overrides=dict(options.overrides),
+            seed=options.seed, mode="quick" if options.quick else "full",
+            control=options.control, control_outcome=outcome,
+            wall_time_s=time.perf_counter() - started,
         )
 
 

@@ -1,4 +1,4 @@
-"""results.json and report.md from a run of every claim, and the README's verdict table generated from them.
+"""results.json and report.md from a run of every claim (and its controls), and the README's verdict table.
 
 python -m verify.report --readme out/results.json     rewrites the table between the README's verdict markers
 """
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from verify.result import Result, to_jsonable
+from verify.verdict import Calibration, Condition, Prediction, format_number
 
 __all__ = ["record", "write_results", "write_report", "verdict_table", "update_readme"]
 
@@ -19,61 +20,94 @@ README_END = "<!-- verdicts:end -->"
 
 
 def record(result: Result) -> dict:
-    """One claim's record: id, paper item, tag, conditions, measured quantities, bound, verdict, seed, versions,
-    wall time (the full measurements stay in the claim's own JSON)."""
+    """One run's record: id, paper item, tag, calibrations, conditions, predictions (measured against required),
+    findings, verdict, control outcome, seed, settings, versions, wall time (the measurements stay in the claim's
+    own JSON)."""
     return {
         "id": result.claim,
         "paper_item": result.paper_item,
         "tag": result.tag,
         "statement": result.statement,
-        "conditions": result.conditions,
-        "measured": result.findings,
-        "bound": result.bound,
         "verdict": result.verdict.value,
         "reason": result.reason,
+        "calibrations": result.calibrations,
+        "conditions": result.conditions,
+        "predictions": result.predictions,
+        "findings": result.findings,
         "side_reports": result.side_reports,
+        "control": result.control,
+        "control_outcome": result.control_outcome,
         "seed": result.seed,
         "mode": result.mode,
+        "settings": result.settings,
+        "overrides": result.overrides,
         "versions": result.versions,
         "wall_time_s": result.wall_time_s,
         "figures": result.figures,
     }
 
 
-def write_results(results: list[Result], path: Path) -> None:
-    """results.json: {"claims": [record, ...]} in registry order."""
-    payload = {"claims": [record(r) for r in results]}
+def write_results(results: list[Result], path: Path, *, controls: list[Result] = (), complete: bool = True) -> None:
+    """results.json: {"complete": bool, "claims": [record, ...], "controls": [record, ...]} in registry order."""
+    payload = {"complete": complete, "claims": [record(r) for r in results], "controls": [record(r) for r in controls]}
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(to_jsonable(payload), indent=2) + "\n")
 
 
+def _tested(record: dict) -> str:
+    return "; ".join(f"{p['name']} {'✓' if p['met'] else '✗'}" for p in record["predictions"]) or "none (instrument error)"
+
+
 def verdict_table(records: list[dict]) -> str:
-    """A Markdown table: claim, paper item, tag, verdict, why, mode, seed."""
-    lines = ["| claim | paper item | tag | verdict | why | mode, seed |", "|---|---|---|---|---|---|"]
+    """A Markdown table: claim, paper item, tag, verdict, the predictions tested (✓ met, ✗ failed), why, mode, seed."""
+    lines = ["| claim | paper item | tag | verdict | predictions tested | why | mode, seed |", "|---|---|---|---|---|---|---|"]
     for r in records:
-        why = r["reason"].replace("|", "\\|")
-        lines.append(
-            f"| `{r['id']}` | {r['paper_item']} | {r['tag']} | **{r['verdict']}** | {why} | {r['mode']}, {r['seed']} |"
-        )
+        why = r["reason"].replace("|", "/")
+        lines.append(f"| `{r['id']}` | {r['paper_item']} | {r['tag']} | **{r['verdict']}** | {_tested(r)} | {why} | "
+                     f"{r['mode']}, {r['seed']} |")
     return "\n".join(lines)
 
 
-def write_report(results: list[Result], out_dir: Path) -> Path:
-    """report.md in out_dir: the summary table, then each claim with its statement, conditions, figure and numbers."""
+def _items_table(title: str, items: list[dict], cls) -> list[str]:
+    if not items:
+        return []
+    lines = [f"**{title}**", "", "| | name | measured against required |", "|---|---|---|"]
+    for item in items:
+        line = cls(**item).line().split(": ", 1)[1].replace("|", "/")
+        lines.append(f"| {'met' if item['met'] else '**FAILED**'} | `{item['name']}` | {line} |")
+    return lines + [""]
+
+
+def write_report(results: list[Result], out_dir: Path, *, controls: list[Result] = ()) -> Path:
+    """report.md in out_dir: the summary table, the controls, then each claim with its statement, calibrations,
+    conditions, predictions (measured against required), side reports and figure."""
     out_dir = Path(out_dir)
-    records = [record(r) for r in results]
+    records = [to_jsonable(record(r)) for r in results]
     parts = ["# Verification report: arXiv 2406.14036", "", verdict_table(records), ""]
+    if controls:
+        parts += ["## Negative controls", "", "| claim | control | kind | must break | verdict | detected |",
+                  "|---|---|---|---|---|---|"]
+        for c in controls:
+            o = c.control_outcome
+            parts.append(f"| `{c.claim}` | `{c.control}` | {o['kind']} | {', '.join(o['breaks'])} | {c.verdict.value} | "
+                         f"{'**yes**' if o['detected'] else '**NO**'} |")
+        parts.append("")
     for r in records:
-        parts += [f"## {r['paper_item']} (`{r['id']}`): {r['verdict']}", "", f"Statement as used ({r['tag']}): {r['statement']}", ""]
-        parts += [f"Verdict: **{r['verdict']}**: {r['reason']}", ""]
-        parts += [f"Conditions met: {r['conditions'].get('met')}", ""]
+        parts += [f"## {r['paper_item']} (`{r['id']}`): {r['verdict']}", "",
+                  f"Statement as used ({r['tag']}): {r['statement']}", "",
+                  f"Verdict: **{r['verdict']}**: {r['reason']}", ""]
+        parts += _items_table("Calibrations", r["calibrations"], Calibration)
+        parts += _items_table("Conditions", r["conditions"], Condition)
+        parts += _items_table("Predictions", r["predictions"], Prediction)
         for side in r["side_reports"]:
-            parts += [f"Beside the claim: {side['name']}: *{side['verdict']}* ({side['reason']})", ""]
+            detail = ", ".join(f"{k} {format_number(v)}" for k, v in side.items() if k not in ("name", "verdict", "reason"))
+            parts += [f"Beside the claim: {side['name']}: *{side['verdict']}* ({side['reason']}); {detail}", ""]
         for figure in r["figures"]:
             if figure.endswith(".png"):
                 parts += [f"![{r['id']}]({Path(figure).name})", ""]
-        parts += [f"Wall time {r['wall_time_s']:.1f} s; versions: "
-                  + ", ".join(f"{k} {v}" for k, v in r["versions"].items()), ""]
+        parts += [f"Wall time {r['wall_time_s']:.1f} s; versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
+                  ""]
     path = out_dir / "report.md"
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))

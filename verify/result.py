@@ -1,4 +1,4 @@
-"""The result record of a check and the one verdict vocabulary shared by every check; JSON in and out."""
+"""The result record of a check (the verdict vocabulary lives in :mod:`verify.verdict`); JSON in and out."""
 
 from __future__ import annotations
 
@@ -11,21 +11,24 @@ import platform
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Verdict", "Result", "package_versions", "exit_code", "to_jsonable"]
+from verify.verdict import Verdict
 
+__all__ = ["Verdict", "Result", "package_versions", "exit_code", "to_jsonable", "EXIT_HOLDS", "EXIT_NOT_HOLDS",
+           "EXIT_USAGE", "EXIT_FAILURE"]
 
-class Verdict(str, enum.Enum):
-    """What a check concludes about its claim."""
-
-    HOLDS = "holds"  # conditions met, every measured quantity within the claim
-    VIOLATED = "violated"  # conditions met, and a measured quantity breaks the claim
-    CONDITIONS_NOT_MET = "conditions not met"  # the instances break the claim's hypotheses: the claim says nothing
-    NOT_COVERED = "not covered by the theorem"  # reported beside a claim (e.g. the ELU+1 path), never asserted
+EXIT_HOLDS = 0  # the claim holds (with --control: the controls were all detected is exit 1, see verify.__main__)
+EXIT_NOT_HOLDS = 1  # violated or conditions not met
+EXIT_USAGE = 2  # a usage error
+EXIT_FAILURE = 3  # instrument error, I/O error, an exception in a check
 
 
 def exit_code(verdict: Verdict) -> int:
-    """0 when the claim holds, 1 otherwise (violated, conditions not met, not covered)."""
-    return 0 if verdict is Verdict.HOLDS else 1
+    """0 holds; 1 violated, conditions not met (or not covered); 3 instrument error."""
+    if verdict is Verdict.HOLDS:
+        return EXIT_HOLDS
+    if verdict is Verdict.INSTRUMENT_ERROR:
+        return EXIT_FAILURE
+    return EXIT_NOT_HOLDS
 
 
 _PACKAGES = ("jax", "jaxlib", "numpy", "scipy", "matplotlib", "neural-tangents", "hypothesis", "ntkprefix")
@@ -79,15 +82,20 @@ class Result:
       paper_item: the item of the paper (``Theorem 4.1``).
       tag: the PAPER.md tag of the statement checked.
       statement: the statement as used.
-      verdict: one of :class:`Verdict`.
-      reason: one line saying why.
-      conditions: ``{"met": bool, ...}`` with what was checked of the claim's hypotheses.
-      bound: what the measurements are compared with.
-      findings: derived numbers (fitted slopes, worst ratios) that decide the verdict.
+      verdict: one of :class:`Verdict`, computed by :func:`verify.verdict.decide` from the three lists below.
+      reason: one line saying why (what failed, measured against required), then the check's summary.
+      calibrations: each instrument against its independent route (name, statement, discrepancy, tolerance, met).
+      conditions: each hypothesis of the claim measured on the instances (name, statement, measured, required, met).
+      predictions: each consequence of the claim (name, statement, measured, uncertainty, relation, threshold,
+        met, points checked and not checked).
+      findings: reported quantities that decide nothing (fits for context, slack against the template, ...).
       measurements: one dict per measured point.
       table: ``{"columns": [...], "rows": [[...], ...]}`` for the console.
       side_reports: results beside the claim that it does not cover (verdict ``not covered by the theorem``).
-      seed, mode, control, versions, wall_time_s, figures: provenance.
+      settings: every field of the check's settings as used; overrides: the fields replaced by the user.
+      control: the negative control's name (None for the claim itself); control_outcome: what it must break, its
+        kind, and whether the measured symptom was there (``detected``).
+      seed, mode, versions, wall_time_s, figures: provenance.
     """
 
     claim: str
@@ -96,18 +104,34 @@ class Result:
     statement: str
     verdict: Verdict
     reason: str
-    conditions: dict
-    bound: dict
+    calibrations: list[dict]
+    conditions: list[dict]
+    predictions: list[dict]
     findings: dict
     measurements: list[dict]
     table: dict
     side_reports: list[dict] = dataclasses.field(default_factory=list)
+    settings: dict = dataclasses.field(default_factory=dict)
+    overrides: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
     mode: str = "full"
     control: str | None = None
+    control_outcome: dict | None = None
     versions: dict = dataclasses.field(default_factory=package_versions)
     wall_time_s: float = 0.0
     figures: list[str] = dataclasses.field(default_factory=list)
+
+    def item(self, name: str) -> dict:
+        """The condition or prediction record with this name; KeyError otherwise."""
+        for x in (*self.conditions, *self.predictions):
+            if x["name"] == name:
+                return x
+        raise KeyError(f"{self.claim} has no condition or prediction named {name!r}")
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the conditions not met and predictions failed."""
+        return [x["name"] for x in (*self.conditions, *self.predictions) if not x["met"]]
 
     def to_dict(self) -> dict:
         return to_jsonable(dataclasses.asdict(self))

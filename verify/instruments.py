@@ -1,0 +1,139 @@
+"""Calibration of the checks' instruments: every closed form or fast path a check relies on, compared at run time with
+an independent route written here from the formulas (dense softmax, the Taylor kernel summed directly, autodiff of
+a forward pass written out again), on the check's first instance.
+
+The independent routes deliberately share no code with ``ntkprefix`` beyond array creation: a fault planted in the
+library (a wrong temperature, feature weight, gradient factor or normalisation) makes the two routes disagree, and the
+check reports "instrument error" instead of a verdict on the claim.
+
+Tolerances are first-order floating-point bounds: sums of N terms computed in two orders differ relatively by at
+most about 2 gamma_N = 2 N u / (1 - N u) times the condition number sum|terms| / |sum|. Each calibration states
+the N and the condition factor it allows; planted faults give discrepancies of order 1e-3 or more.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from verify.verdict import Calibration, calibration
+
+__all__ = ["dense_prefix_attention", "taylor_kernel_attention", "calibrate_attention", "calibrate_section3_model",
+           "gamma"]
+
+UNIT_ROUNDOFF = {jnp.dtype(jnp.float64): 2.0**-53, jnp.dtype(jnp.float32): 2.0**-24}
+
+
+def gamma(n_terms: int, dtype=jnp.float64) -> float:
+    """Higham's gamma_N = N u / (1 - N u)."""
+    u = UNIT_ROUNDOFF[jnp.dtype(dtype)]
+    return n_terms * u / (1 - n_terms * u)
+
+
+def _relative_max(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def _relative_frobenius(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def dense_prefix_attention(Q, K, V, K_P, V_P, *, causal: bool = False):
+    """softmax([Q K_P^T, Q K^T] / sqrt(d)) [V_P; V], every score materialised (the reference route)."""
+    L, d = Q.shape
+    scores = jnp.concatenate([Q @ K_P.T, Q @ K.T], axis=1) / math.sqrt(d)
+    if causal:
+        mask = jnp.concatenate([jnp.ones((L, K_P.shape[0]), bool), jnp.tril(jnp.ones((L, L), bool))], axis=1)
+        scores = jnp.where(mask, scores, -jnp.inf)
+    return jax.nn.softmax(scores, axis=1) @ jnp.concatenate([V_P, V], axis=0)
+
+
+def taylor_kernel_attention(Q, K, V, K_P, V_P, g: int, *, causal: bool = False):
+    """(exp(S_X) V + T_g(S_P) V_P) / (exp(S_X) 1 + T_g(S_P) 1) with T_g(s) = sum_{j<=g} s^j / j!, summed directly.
+
+    What Algorithm 2 with the degree-g Taylor map and the exact reduction must equal, written without feature maps.
+    """
+    L, d = Q.shape
+    s_p = Q @ K_P.T / math.sqrt(d)
+    w_p = sum(s_p**j / math.factorial(j) for j in range(g + 1))
+    s_x = Q @ K.T / math.sqrt(d)
+    w_x = jnp.exp(s_x) * (jnp.tril(jnp.ones((L, L))) if causal else 1.0)
+    return (w_x @ V + w_p @ V_P) / (w_x.sum(axis=1) + w_p.sum(axis=1))[:, None]
+
+
+def calibrate_attention(inst, *, degree: int, causal: bool = False) -> list[Calibration]:
+    """Algorithm 1 against the dense softmax, and Algorithm 2 with the Taylor map of ``degree`` and the streamed
+    reduction against :func:`taylor_kernel_attention`, on one float64 instance (m + L scores per row)."""
+    import ntkprefix as nk
+
+    Q, K, V, K_P, V_P = (jnp.asarray(x, jnp.float64) for x in inst)
+    m, L, d = K_P.shape[0], Q.shape[0], Q.shape[1]
+    n = m + L
+    out = [
+        calibration(
+            "prefix_attention_equals_dense_softmax",
+            "ntkprefix.prefix_attention (streamed, running log-sum-exp) = dense softmax over all m + L scores",
+            _relative_max(nk.prefix_attention(Q, K, V, K_P, V_P, causal=causal),
+                          dense_prefix_attention(Q, K, V, K_P, V_P, causal=causal)),
+            4 * gamma(n + d), f"4 gamma_N, N = m + L + d = {n + d}: two length-N positive sums and a division, both routes",
+        )
+    ]
+    phi = nk.taylor_feature_map(d, degree)
+    Z, k = nk.reduce_prefix(K_P, V_P, phi, chunk_size=max(1, m // 3))  # several chunks, the last one padded
+    ntk = nk.ntk_attention(Q, K, V, Z, k, phi, causal=causal)
+    direct = taylor_kernel_attention(Q, K, V, K_P, V_P, degree, causal=causal)
+    # The monomial expansion sums r = C(d+g, g) products whose absolute sum is T_g(|q||k'|/sqrt d) <= e^{S_abs}
+    # against e^{-S} <= T_g(s): condition e^{2 S_abs} (bounds.rounding_allowance uses the same kappa).
+    s_abs = float(jnp.max(jnp.abs(Q) @ jnp.abs(K_P).T) / math.sqrt(d))
+    n_terms = m + L + phi.r + 2 * degree + d
+    kappa = math.exp(2 * s_abs)
+    out.append(
+        calibration(
+            "ntk_attention_with_reduction_equals_taylor_kernel",
+            f"ntk_attention(Q, K, V, reduce_prefix(K_P, V_P, phi_g)) with the Taylor map g = {degree} (r = {phi.r}), "
+            "chunked = the Taylor-kernel attention summed directly",
+            _relative_max(ntk, direct),
+            8 * gamma(n_terms) * kappa,
+            f"8 gamma_N kappa, N = m + L + r + 2g + d = {n_terms}, kappa = e^(2 S_abs) = {kappa:.3g}",
+        )
+    )
+    return out
+
+
+def _forward(W, X, a):
+    """F(W, x_i)_l = m <a_l, softmax(W^T x_i)>, written out again (template output scale c_m = m)."""
+    return W.shape[1] * jax.nn.softmax(X @ W, axis=-1) @ a.T
+
+
+def calibrate_section3_model(W, X, Y, a) -> list[Calibration]:
+    """The closed-form gradient (ntkprefix.model.loss_gradient) against jax.grad of the loss of a forward pass
+    written here, and the closed-form NTK (ntkprefix.kernels.ntk_matrix, both evaluations) against (1/m) J J^T with
+    J from jax.jacobian of that forward pass."""
+    from ntkprefix import kernels, model
+
+    W, X, Y, a = (jnp.asarray(x, jnp.float64) for x in (W, X, Y, a))
+    (d, m), n, d_out = W.shape, X.shape[0], a.shape[0]
+    grad_auto = jax.grad(lambda W_: 0.5 * jnp.sum((_forward(W_, X, a) - Y) ** 2))(W)
+    J = jax.jacobian(lambda W_: _forward(W_, X, a))(W).reshape(n * d_out, d * m)
+    H_auto = J @ J.T / m
+    n_terms = n * d_out * m + d
+    # Softmax weights are positive; the centring a - <a, S> and the residual F - Y can cancel. Allow a condition
+    # factor of 1e3 on top of the first-order bound (a planted fault gives a discrepancy of 1e-3 or more).
+    tolerance = 1e3 * gamma(n_terms)
+    reason = f"1e3 gamma_N, N = n d_out m + d = {n_terms} (condition of the centring a - <a,S> and of F - Y)"
+    return [
+        calibration("loss_gradient_equals_autodiff",
+                    "model.loss_gradient (closed form) = jax.grad of 1/2 ||m softmax(X W) a^T - Y||^2 (forward written out)",
+                    _relative_frobenius(model.loss_gradient(W, X, Y, a), grad_auto), tolerance, reason),
+        calibration("ntk_dense_equals_jacobian",
+                    "kernels.ntk_matrix(method='dense') = (1/m) J J^T, J = jax.jacobian of the forward written out",
+                    _relative_frobenius(kernels.ntk_matrix(W, X, a, method="dense"), H_auto), tolerance, reason),
+        calibration("ntk_sign_patterns_equals_jacobian",
+                    "kernels.ntk_matrix(method='sign_patterns') = (1/m) J J^T",
+                    _relative_frobenius(kernels.ntk_matrix(W, X, a, method="sign_patterns"), H_auto), tolerance, reason),
+    ]
