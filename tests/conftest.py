@@ -16,3 +16,31 @@ settings.register_profile(
     "thorough", deadline=None, max_examples=2000, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def quick_all(tmp_path_factory):
+    """One run of `python -m verify --all --quick --controls` shared by the tests that read its outputs:
+    (exit code, output folder, results.json as a dict)."""
+    from verify.__main__ import main
+
+    out = tmp_path_factory.mktemp("verify_all")
+    code = main(["--all", "--quick", "--controls", "--out", str(out)])
+    return code, out, json.loads((Path(out) / "results.json").read_text())
+
+
+def claim_record(results: dict, claim_id: str, control: str | None = None) -> dict:
+    """The record of one claim (or one of its controls) in a results.json."""
+    records = results["claims"] if control is None else results["controls"]
+    return next(r for r in records if r["id"] == claim_id and r["control"] == control)
+
+
+def items(record: dict) -> dict:
+    """name -> condition or prediction record."""
+    return {x["name"]: x for x in record["conditions"] + record["predictions"]}

@@ -1,61 +1,58 @@
-"""The verification product: --all writes results.json and report.md, the same seed gives the same results, every
-claim has its row in paper_map.md, and the README's verdict table is generated."""
+"""The verification product: --all --controls writes results.json and report.md listing every calibration, condition
+and prediction with measured against required and every control's outcome; paper_map.md names every claim; the
+README's verdict table is generated."""
 
 import importlib
 import json
 import re
 from pathlib import Path
 
-import pytest
-
 from verify import registry, report
-from verify.__main__ import main
-from verify.result import Verdict
+from verify.verdict import Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory):
-    a, b = tmp_path_factory.mktemp("all_a"), tmp_path_factory.mktemp("all_b")
-    return (main(["--all", "--quick", "--out", str(a)]), a), (main(["--all", "--quick", "--out", str(b)]), b)
-
-
-def _comparable(results_json: Path) -> dict:
-    data = json.loads(results_json.read_text())
-    for claim in data["claims"]:
-        claim.pop("wall_time_s")
-        claim["figures"] = [Path(f).name for f in claim["figures"]]
-    return data
-
-
-def test_all_writes_results_and_report(quick_runs):
-    (code, out), _ = quick_runs
-    assert code == 0
-    data = json.loads((out / "results.json").read_text())
+def test_all_with_controls_writes_results_and_report(quick_all):
+    code, out, data = quick_all
     ids = [c["id"] for c in data["claims"]]
-    assert ids == list(registry.claims())
+    assert ids == list(registry.claims()) and data["complete"] is True
+    verdicts = {c["id"]: c["verdict"] for c in data["claims"]}
+    assert code == (0 if set(verdicts.values()) == {"holds"} else 1)
     for claim in data["claims"]:
-        assert claim["verdict"] == "holds", (claim["id"], claim["reason"])
-        assert {"paper_item", "tag", "conditions", "measured", "bound", "seed", "versions", "wall_time_s"} <= set(claim)
+        assert {"paper_item", "tag", "calibrations", "conditions", "predictions", "findings", "settings", "seed",
+                "versions", "wall_time_s"} <= set(claim)
+        assert claim["predictions"], claim["id"]
+        for p in claim["predictions"]:
+            assert {"name", "statement", "measured", "relation", "threshold", "met"} <= set(p)
+        for c in claim["conditions"]:
+            assert {"name", "statement", "measured", "required", "met"} <= set(c)
         assert (out / f"{claim['id']}.json").exists() and (out / f"{claim['id']}.png").exists()
+    expected = {(c.id, name) for c in registry.claims().values() for name in c.controls}
+    assert {(c["id"], c["control"]) for c in data["controls"]} == expected
+    assert all(c["control_outcome"]["detected"] for c in data["controls"]), [
+        (c["id"], c["control"]) for c in data["controls"] if not c["control_outcome"]["detected"]]
     text = (out / "report.md").read_text()
-    for claim_id in ids:
-        assert f"![{claim_id}]({claim_id}.png)" in text
-
-
-def test_same_seed_gives_identical_results_json_apart_from_timings(quick_runs):
-    (_, a), (_, b) = quick_runs
-    assert _comparable(a / "results.json") == _comparable(b / "results.json")
+    assert "## Negative controls" in text and "| `thm4_1` | `abs_k` | planted fault |" in text
+    for claim in data["claims"]:
+        assert f"![{claim['id']}]({claim['id']}.png)" in text
+        for p in claim["predictions"]:
+            assert f"`{p['name']}`" in text
 
 
 def test_one_verdict_vocabulary():
-    assert {v.value for v in Verdict} == {"holds", "violated", "conditions not met", "not covered by the theorem"}
+    assert {v.value for v in Verdict} == {"holds", "violated", "conditions not met", "instrument error",
+                                          "not covered by the theorem"}
 
 
-def test_every_claim_has_a_control():
+def test_every_claim_has_a_control_naming_existing_predictions(quick_all):
+    data = quick_all[2]
     for claim in registry.claims().values():
         assert claim.controls, f"{claim.id} has no negative control"
+        record = next(c for c in data["claims"] if c["id"] == claim.id)
+        names = {x["name"] for x in record["conditions"] + record["predictions"]}
+        for control in claim.controls.values():
+            assert set(control.breaks) <= names, (claim.id, control.breaks)
 
 
 def test_paper_map_names_every_claim_and_only_existing_paths():
@@ -77,14 +74,16 @@ def test_readme_verdict_table_is_generated_and_complete(tmp_path):
     for claim_id in registry.claims():
         row = next((line for line in table.splitlines() if f"`{claim_id}`" in line), None)
         assert row is not None, f"README verdict table has no row for {claim_id}"
-        assert any(f"**{v.value}**" in row for v in Verdict)
+        assert any(f"**{v.value}**" in row for v in Verdict) and ("✓" in row or "✗" in row)
     # update_readme rewrites only the marked block
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"claims": [
-        {"id": "x", "paper_item": "Item", "tag": "[paper]", "verdict": "holds", "reason": "ok", "mode": "quick", "seed": 0}
+        {"id": "x", "paper_item": "Item", "tag": "[paper]", "verdict": "holds", "reason": "ok", "mode": "quick", "seed": 0,
+         "predictions": [{"name": "p", "met": True}]}
     ]}))
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{report.README_START}\nSTALE-TABLE\n{report.README_END}\nafter\n")
     report.update_readme(readme, results)
     new = readme.read_text()
-    assert new.startswith("before\n") and new.endswith("after\n") and "| `x` | Item |" in new and "STALE-TABLE" not in new
+    assert new.startswith("before\n") and new.endswith("after\n") and "| `x` | Item |" in new and "p ✓" in new
+    assert "STALE-TABLE" not in new

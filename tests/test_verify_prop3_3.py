@@ -1,36 +1,47 @@
-"""The Proposition 3.3 check: the fit machinery, its quick verdict, its negative control."""
+"""The Proposition 3.3 check: the across-runs law it tests, the within-run form beside it, its control."""
 
 import numpy as np
 import pytest
 
-from verify.__main__ import main
-from verify.checks import prop3_3
-from verify.registry import RunOptions
-from verify.result import Verdict
+import verify
+from tests.conftest import claim_record, items
+from verify.fitting import common_slope_fit
 
 
-def test_common_slope_fit_recovers_slope_and_intercepts():
+def test_common_slope_fit_recovers_slope_intercepts_and_per_group_r2():
     rng = np.random.default_rng(0)
     x = np.tile(np.arange(1.0, 9.0), 3)
     groups = np.repeat([0, 1, 2], 8)
     y = np.array([5.0, -1.0, 2.0])[groups] - 2.0 * x + 1e-3 * rng.normal(size=24)
-    k, se, intercepts, r2, residuals = prop3_3._common_slope_fit(x, y, groups)
-    assert k == pytest.approx(-2.0, abs=1e-3) and se < 1e-3 and r2 > 0.999999
-    assert intercepts[0] == pytest.approx(5.0, abs=1e-2) and intercepts[1] == pytest.approx(-1.0, abs=1e-2)
-    assert np.abs(residuals).max() < 1e-2
+    fit = common_slope_fit(x, y, groups)
+    assert fit["slope"] == pytest.approx(-2.0, abs=1e-3) and fit["stderr"] < 1e-3
+    assert fit["intercepts"][0] == pytest.approx(5.0, abs=1e-2) and fit["intercepts"][1] == pytest.approx(-1.0, abs=1e-2)
+    assert min(fit["r2_by_group"].values()) > 0.999999
 
 
-def test_quick_check_holds(tmp_path):
-    assert main(["prop3_3", "--quick", "--out", str(tmp_path)]) == 0
-    result = prop3_3.CLAIM.run(RunOptions(quick=True))
-    f = result.findings
-    assert result.verdict is Verdict.HOLDS
-    assert abs(f["fitted_exponent_per_x"] + 2) <= 0.2 and f["r_squared_within_runs"] >= prop3_3.R2_MIN
-    assert (tmp_path / "prop3_3.png").exists()
+def test_quick_verdict_speaks_about_the_across_runs_law(quick_all):
+    record = claim_record(quick_all[2], "prop3_3")
+    every = items(record)
+    # The finding: one exponent fits, but runs of equal (scaled) compute do not reach equal loss.
+    assert record["verdict"] == "violated"
+    assert every["exponent_across_runs"]["met"]
+    assert not every["equal_compute_equal_loss"]["met"] and every["equal_compute_equal_loss"]["measured"] > np.log(10)
+    within = record["side_reports"][0]
+    assert within["name"].startswith("within-run law") and abs(within["exponent"] + 2) < 0.2
+    f = record["findings"]
+    assert f["alpha_predicted"] == pytest.approx(4 * 4 / 2)  # alpha = n d / c
+    assert set(f["r2_one_law_by_run"]) and len(f["r2_one_law_by_run"]) == 6  # per run, not pooled
 
 
-def test_control_eta_too_large_has_no_law():
-    result = prop3_3.CLAIM.run(RunOptions(quick=True, control="eta_too_large"))
-    assert result.verdict is Verdict.CONDITIONS_NOT_MET
-    assert result.conditions["stable_step"] is False
-    assert not (result.findings["exponent_matches_prediction"] and result.findings["exponential_law_explains_data"])
+def test_control_eta_too_large_is_detected(quick_all):
+    control = claim_record(quick_all[2], "prop3_3", "eta_too_large")
+    assert control["control_outcome"]["detected"]
+    assert items(control)["exponent_across_runs"]["measured"] > 0.5
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    small = dict(min_log2_m=6, max_log2_m=7, n_seeds=1)
+    a, b, c = (verify.run("prop3_3", seed=seed, **small).to_dict() for seed in (3, 3, 4))
+    for r in (a, b, c):
+        r.pop("wall_time_s")
+    assert a == b and a["measurements"] != c["measurements"]

@@ -1,67 +1,86 @@
 """Proposition 3.3: the training loss falls exponentially in compute.
 
 Statement as used [paper, via a summary]: with C_cpt = N D T (N = m d parameters, D = n data, T steps) the training
-loss falls exponentially in C_cpt; the summary writes L ~ alpha / [exp(eta lambda C_cpt)]^{1/alpha}.
+loss falls exponentially in C_cpt; the summary writes L ~ alpha / [exp(eta lambda C_cpt)]^{1/alpha}, a function of
+compute alone.
 
-Derivation from Theorem 3.2's rate [derived]. Theorem 3.2 gives L(t) <= (1 - c eta m lambda)^t L(0) <= exp(-c eta m
-lambda t) L(0). With m T = C_cpt / (n d):
+Derived law [derived]. Theorem 3.2 gives L(t) <= (1 - c eta m lambda)^t L(0) <= exp(-c eta m lambda t) L(0); with
+m T = C_cpt / (n d):
 
-    log(L(T) / L(0)) = -c eta lambda C_cpt / (n d)      (+ an offset while faster eigenmodes still decay),
+    log(L(T) / L(0)) = b - c eta lambda C_cpt / (n d),
 
-an exponential law in compute with exponent c eta lambda / (n d). For the squared loss the linearised dynamics make
-the residual of the slowest mode contract by (1 - eta m lambda) per step, so c = 2. Two consequences: (i) with a
-fixed step eta, runs with the same compute reach the same loss whatever the split between m and T; (ii) with the
-template's eta proportional to 1/m, eta m is fixed and the exponent is c (eta m) lambda C_cpt / (m n d): compute spent
-on a longer prefix buys nothing.
+one law for every run: the same exponent and the same intercept b (the bound has b = 0; measured, b is the share of
+L(0) in the slowest eigenmodes, which the proposition does not let depend on the run). For the squared loss the
+linearised dynamics contract the slowest mode's residual by (1 - eta m lambda) per step, so c = 2. Matching the
+summary's form, 1/alpha = c / (n d), i.e. alpha = n d / c. Two consequences: with a fixed step eta, runs of equal
+compute have equal loss whatever the split between m and T; with the template's eta ~ 1/m, eta m is fixed and compute
+spent on a longer prefix buys nothing.
 
-What is measured: GD with one fixed eta (1/4 of the stable step of the largest m) for m = 2^8 .. 2^12, the loss read
-at steps where x = eta lambda C_cpt / (n d) = eta m lambda T takes the values 2 .. 16 (lambda measured per run);
-log(L(T)/L(0)) is fitted against x with one common exponent and one intercept per run (m, seed): the law fixes the
-exponent, not the prefactor, which is the share of L(0) in the slowest eigenmodes and differs between runs. Holds
-when the fitted exponent is within 10% of the predicted -c = -2 and the law explains the data within runs
-(R^2 >= 0.95); residuals and the spread of intercepts (how far equal compute is from equal loss across m) are
-reported. The summary's alpha-form is reported by its fitted alpha.
+Measured: gradient descent with ONE step size eta for every run (eta = eta_c / (m_max lambda_max(H*(m_max))) of the
+first seed), m = 2^8 .. 2^12 and several seeds; the loss read at compute levels C shared by every run (T = C/(m n d)
+an integer), chosen so that x = eta lambda_inf C / (n d) spans 2 .. 16 (lambda_inf = lambda_min of the
+infinite-prefix kernel, fixed before any run).
 
-Negative control ``eta_too_large``: eta m lambda_max = 10 at the largest m (unstable: the loss grows; no law).
+Predictions (the across-runs law):
+  exponent_across_runs      one law y = b + k x (ONE intercept, x = eta lambda_run C/(n d)): |k - (-c)| <= 10% c;
+  law_explains_every_run    that one law's R^2 within each run (1 - SSR_run / SST_run) >= 0.95 for every run;
+  equal_compute_equal_loss  runs of equal compute in the law's units, x = eta lambda C/(n d), reach equal loss: the
+                            spread (max - min) of the per-run intercepts of the law fitted with one common slope
+                            (the loss of each run at the same x) <= ln 10.
+Reported beside (deciding nothing): the within-run form (one intercept per run), its exponent and per-run R^2; and the
+spread of log(L/L0) at equal raw compute C (which also carries the run-to-run variation of lambda, which the law
+accounts for through x).
+
+Control ``eta_too_large``: eta m lambda_max = 10 at the largest m (unstable: the loss grows): breaks
+exponent_across_runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from ntkprefix import kernels, model, sampling, training
-from verify import plotting
+from verify import instruments, plotting
+from verify.fitting import common_slope_fit
 from verify.registry import Claim, Control, RunOptions
-from verify.result import Result, Verdict
+from verify.result import Result
+from verify.settings import knob
+from verify.verdict import Evaluation, at_least, at_most, condition
 
-STATEMENT = "The training loss falls exponentially in compute C_cpt = N D T (N = m d, D = n)."
+STATEMENT = ("The training loss falls exponentially in compute C_cpt = N D T (N = m d, D = n), one law for every run: "
+             "runs of equal compute reach equal loss.")
 CONTROLS = {
-    "eta_too_large": Control("one step size with eta m lambda_max = 10 at the largest m (unstable)", {"eta_constant": 10.0})
+    "eta_too_large": Control("one step size with eta m lambda_max = 10 at the largest m (unstable)",
+                             {"eta_constant": 10.0}, breaks=("exponent_across_runs",)),
 }
 PREDICTED_C = 2.0  # linearised GD on the squared loss [derived]
-EXPONENT_TOLERANCE = 0.10  # relative
-R2_MIN = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    n: int = 4
-    d: int = 4
-    d_out: int = 1
-    sigma: float = 1.0
-    eta_constant: float = 0.25  # eta = eta_constant / (m_max lambda_max(H*(m_max))), the same for every m
-    compute_levels: tuple[float, ...] = (2, 4, 6, 8, 10, 12, 14, 16)  # x = eta lambda C / (n d)
-    min_log2_m: int = 8
-    max_log2_m: int = 12
-    n_seeds: int = 2
+    n: int = knob(4, "training points (n d_out = 4 kernel eigenvalues: few slow modes)")
+    d: int = knob(4, "input dimension")
+    d_out: int = knob(1, "output dimension (the paper's d); the kernel is (.) kron I, d_out only replicates it")
+    sigma: float = knob(1.0, "w_r(0) ~ N(0, sigma^2 I) [template]")
+    eta_constant: float = knob(0.25, "eta = this / (m_max lambda_max(H*(m_max))): a stable step for every m")
+    compute_levels: tuple[float, ...] = knob((2, 4, 6, 8, 10, 12, 14, 16),
+                                             "x = eta lambda_inf C / (n d) at which the loss is read")
+    min_log2_m: int = knob(8, "smallest prefix length 2^8: lambda_min(H*) already near lambda_inf")
+    max_log2_m: int = knob(12, "largest prefix length")
+    n_seeds: int = knob(3, "independent (W(0), a) per m")
+    exponent_tolerance: float = knob(0.10, "relative tolerance on the exponent c = 2")
+    r2_min: float = knob(0.95, "the one law must explain each run: R^2 within the run >= this")
+    spread_max: float = knob(math.log(10.0), "equal compute, equal loss: spread of log(L/L0) <= ln 10 (a factor 10)")
+
+    def __post_init__(self):
+        if self.min_log2_m > self.max_log2_m or self.n_seeds < 1 or len(self.compute_levels) < 3:
+            raise ValueError("need min_log2_m <= max_log2_m, n_seeds >= 1 and at least 3 compute levels")
 
     @property
     def ms(self) -> list[int]:
@@ -69,112 +88,125 @@ class Settings:
 
 
 def settings(quick: bool) -> Settings:
-    return Settings(max_log2_m=10, n_seeds=2) if quick else Settings(n_seeds=3)
+    return Settings(max_log2_m=10, n_seeds=2) if quick else Settings()
 
 
-def _common_slope_fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray):
-    """y = b_g + k x: one slope, one intercept per group (least squares). Returns k, its standard error, the
-    intercepts, R^2 within groups, and the residuals."""
-    xc, yc = x.astype(float).copy(), y.astype(float).copy()
-    means = {}
-    for g in np.unique(groups):
-        sel = groups == g
-        means[int(g)] = (x[sel].mean(), y[sel].mean())
-        xc[sel] -= x[sel].mean()
-        yc[sel] -= y[sel].mean()
-    k = float(xc @ yc / (xc @ xc))
-    residuals = yc - k * xc
-    dof = len(x) - len(means) - 1
-    stderr = float(math.sqrt(residuals @ residuals / dof / (xc @ xc))) if dof > 0 else math.nan
-    r2 = float(1 - residuals @ residuals / (yc @ yc))
-    intercepts = {g: float(my - k * mx) for g, (mx, my) in means.items()}
-    return k, stderr, intercepts, r2, residuals
-
-
-def run_with(s: Settings, options: RunOptions) -> Result:
-    start = time.perf_counter()
+def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     key = jax.random.PRNGKey(options.seed)
     X, Y = sampling.section3_data(jax.random.fold_in(key, 10**6), n=s.n, d=s.d, d_out=s.d_out)
-    rows, stable = [], True
+    runs = []
     for seed in range(s.n_seeds):
-        runs = []
         for m in s.ms:
             k_w, k_a = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, seed), m))
-            W0 = model.init_prefix_weights(k_w, s.d, m, s.sigma)
-            a = model.random_signs(k_a, s.d_out, m)
+            W0, a = model.init_prefix_weights(k_w, s.d, m, s.sigma), model.random_signs(k_a, s.d_out, m)
             evals = jnp.linalg.eigvalsh(kernels.ntk_matrix(W0, X, a))
-            runs.append((m, W0, a, float(evals[0]), float(evals[-1])))
-        m_max, _, _, _, lam_max_top = runs[-1]
-        eta = s.eta_constant / (m_max * lam_max_top)
-        for m, W0, a, lam, lam_max in runs:
-            stable &= eta * m * lam_max <= 1 + 1e-12
-            T = 100 * math.ceil(max(s.compute_levels) / (eta * m * lam) / 100)
-            losses = np.asarray(training.gradient_descent(W0, X, Y, a, eta=eta, steps=T, record_every=T).loss)
-            for level in s.compute_levels:
-                t = int(round(level / (eta * m * lam)))
-                x = eta * m * lam * t
-                rows.append({
-                    "seed": seed, "m": m, "T": t, "eta": eta, "lambda": lam, "eta_m_lambda_max": eta * m * lam_max,
-                    "compute": m * s.d * s.n * t, "x": x,
-                    "log_loss_ratio": math.log(losses[t] / losses[0]) if losses[t] > 0 and np.isfinite(losses[t]) else math.inf,
-                    "loss_0": float(losses[0]), "loss_T": float(losses[t]),
-                })
-    xs = np.array([r["x"] for r in rows])
-    ys = np.array([r["log_loss_ratio"] for r in rows])
-    finite = bool(np.all(np.isfinite(ys)))
-    groups = np.array([s.ms.index(r["m"]) + len(s.ms) * r["seed"] for r in rows])
+            runs.append({"seed": seed, "m": m, "W0": W0, "a": a, "lambda": float(evals[0]), "lambda_max": float(evals[-1])})
+    calibrations = instruments.calibrate_section3_model(runs[0]["W0"], X, Y, runs[0]["a"])
+    if not all(c.met for c in calibrations):
+        return Evaluation.instrument_error(calibrations)
+
+    lam_inf = float(jnp.linalg.eigvalsh(kernels.infinite_prefix_kernel(X, s.sigma, s.d_out))[0])
+    top = next(r for r in runs if r["seed"] == 0 and r["m"] == s.ms[-1])
+    eta = s.eta_constant / (top["m"] * top["lambda_max"])
+    unit = s.ms[-1] * s.n * s.d  # compute levels are multiples of m_max n d, so T = C/(m n d) is an integer
+    levels = sorted({max(1, round(x * s.n * s.d / (eta * lam_inf) / unit)) * unit for x in s.compute_levels})
+    rows = []
+    for run in runs:
+        steps = [C // (run["m"] * s.n * s.d) for C in levels]
+        losses = np.asarray(training.gradient_descent(run["W0"], X, Y, run["a"], eta=eta, steps=steps[-1],
+                                                      record_every=steps[-1]).loss)
+        for C, T in zip(levels, steps):
+            ratio = losses[T] / losses[0]
+            rows.append({"seed": run["seed"], "m": run["m"], "T": T, "compute": C, "eta": eta, "lambda": run["lambda"],
+                         "eta_m_lambda_max": eta * run["m"] * run["lambda_max"],
+                         "x": eta * run["lambda"] * C / (s.n * s.d), "x_inf": eta * lam_inf * C / (s.n * s.d),
+                         "loss_0": float(losses[0]), "loss_T": float(losses[T]),
+                         "log_loss_ratio": math.log(ratio) if ratio > 0 and math.isfinite(ratio) else math.inf})
+    return _judge(s, X, rows, runs, calibrations, lam_inf)
+
+
+def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
+    x = np.array([r["x"] for r in rows])
+    y = np.array([r["log_loss_ratio"] for r in rows])
+    run_id = np.array([s.ms.index(r["m"]) + len(s.ms) * r["seed"] for r in rows])
+    finite = bool(np.all(np.isfinite(y)))
     if finite:
-        slope, stderr, intercepts, r2, residuals = _common_slope_fit(xs, ys, groups)
-        intercept = float(np.mean(list(intercepts.values())))
-        raw = stats.linregress([r["compute"] for r in rows], ys)
-        raw_slope = float(raw.slope)
+        slope, intercept = np.polyfit(x, y, 1)
+        residuals = y - (intercept + slope * x)
+        dof = len(x) - 2
+        stderr = math.sqrt(residuals @ residuals / dof / np.sum((x - x.mean()) ** 2))
+        r2_runs = {}
+        for g in np.unique(run_id):
+            sel = run_id == g
+            sst = float(np.sum((y[sel] - y[sel].mean()) ** 2))
+            r2_runs[int(g)] = 1 - float(residuals[sel] @ residuals[sel]) / sst if sst > 0 else -math.inf
+        spreads = {C: float(np.ptp([r["log_loss_ratio"] for r in rows if r["compute"] == C]))
+                   for C in sorted({r["compute"] for r in rows})}
+        within = common_slope_fit(x, y, run_id)
     else:
-        slope = stderr = intercept = r2 = raw_slope = math.nan
-        intercepts = {}
-        residuals = np.full_like(ys, math.nan)
+        slope = intercept = stderr = math.nan
+        residuals = np.full_like(y, math.nan)
+        r2_runs, spreads, within = {0: -math.inf}, {0: math.inf}, None
     for r, e in zip(rows, residuals):
-        r["residual"] = float(e)
-    predicted = -PREDICTED_C
-    exponent_ok = finite and abs(slope - predicted) <= EXPONENT_TOLERANCE * abs(predicted)
-    law_ok = finite and r2 >= R2_MIN
-    lam_mean = float(np.mean([r["lambda"] for r in rows]))
-    eta = rows[0]["eta"]
-    conditions = {"met": stable, "stable_step": stable, "largest_eta_m_lambda_max": max(r["eta_m_lambda_max"] for r in rows),
-                  "note": "the law is derived from Theorem 3.2's rate, so it needs that theorem's regime: a stable step"}
+        r["residual_one_law"] = float(e)
+    c = PREDICTED_C
+    intercept_spread = (max(within["intercepts"].values()) - min(within["intercepts"].values())) if within else math.inf
+    largest_x_norm = float(jnp.linalg.norm(X, axis=1).max())
+    conditions = [
+        condition("lambda_positive", "lambda = lambda_min(H*) > 0 in every run", min(r["lambda"] for r in runs), "> 0",
+                  min(r["lambda"] for r in runs) > 0),
+        condition("data_on_unit_sphere", "||x_i|| <= 1, attained", largest_x_norm, "= 1 within 1e-12",
+                  abs(largest_x_norm - 1) <= 1e-12),
+        condition("stable_step", "one eta with eta m lambda_max(H*) <= 1 in every run (Theorem 3.2's regime)",
+                  max(r["eta_m_lambda_max"] for r in rows), "<= 1", max(r["eta_m_lambda_max"] for r in rows) <= 1 + 1e-12),
+    ]
+    predictions = [
+        at_most("exponent_across_runs",
+                f"one law (one intercept) across runs: |k + {c:g}| <= {s.exponent_tolerance:.0%} of {c:g}, "
+                "k the fitted slope of log(L/L0) in x = eta lambda C/(n d)",
+                abs(slope + c) / c if finite else math.inf, s.exponent_tolerance),
+        at_least("law_explains_every_run", "the one law's R^2 within each run (1 - SSR_run/SST_run), the smallest",
+                 min(r2_runs.values()), s.r2_min),
+        at_most("equal_compute_equal_loss",
+                "spread (max - min over runs) of log(L/L0) at equal x = eta lambda C/(n d): the per-run intercepts of "
+                "the law fitted with one common slope", intercept_spread, s.spread_max),
+    ]
     findings = {
-        "exponent_matches_prediction": exponent_ok, "exponential_law_explains_data": law_ok,
-        "fitted_exponent_per_x": slope, "fitted_exponent_stderr": stderr, "predicted_exponent_per_x": predicted,
-        "intercept": intercept, "r_squared_within_runs": r2,
-        "intercept_spread": float(max(intercepts.values()) - min(intercepts.values())) if intercepts else math.nan,
-        "residual_std": float(np.std(residuals)) if finite else math.nan,
-        "residual_max_abs": float(np.max(np.abs(residuals))) if finite else math.nan,
-        "fitted_exponent_per_unit_compute": raw_slope,
-        "predicted_exponent_per_unit_compute": -PREDICTED_C * eta * lam_mean / (s.n * s.d),
-        "summary_alpha_form": "L = alpha exp(-eta lambda C / alpha) matches with alpha = 1/c = "
-        f"{-1 / slope:.3g} for the exponent (its prefactor alpha does not: the prefactor is L(0) e^intercept)" if finite else "no fit",
+        "fitted_exponent_one_law": float(slope), "fitted_exponent_one_law_stderr": float(stderr),
+        "intercept_one_law": float(intercept), "predicted_exponent": -c, "r2_one_law_by_run": r2_runs,
+        "spread_at_equal_raw_compute_by_level": spreads,
+        "spread_at_equal_raw_compute_max": max(spreads.values()), "eta": rows[0]["eta"], "lambda_inf": lam_inf,
+        "alpha_fitted": s.n * s.d / -slope if finite and slope < 0 else math.nan,
+        "alpha_predicted": s.n * s.d / c,
+        "alpha_note": "the summary's L = alpha exp(-eta lambda C / alpha) has exponent 1/alpha per unit of "
+                      "eta lambda C; the law has c/(n d): alpha = n d / c",
     }
-    summary = (f"log(L/L0) = b_run {slope:+.3f} x (x = eta lambda C/(n d)), predicted slope {predicted:g} "
-               f"(+-{EXPONENT_TOLERANCE:.0%}); R^2 within runs {r2:.4f}; residual std {findings['residual_std']:.3g}; "
-               f"intercepts b_run spread {findings['intercept_spread']:.3g} nats")
-    if not stable:
-        verdict, reason = Verdict.CONDITIONS_NOT_MET, "unstable step (eta m lambda_max > 1); " + summary
-    elif not (exponent_ok and law_ok):
-        verdict, reason = Verdict.VIOLATED, summary
-    else:
-        verdict, reason = Verdict.HOLDS, summary
-    table = {"columns": ["m", "steps T at x=2..16", "log(L/L0) at x=2", "at x=8", "at x=16", "max |residual|"],
-             "rows": []}
-    for m in s.ms:
-        at = [r for r in rows if r["m"] == m and r["seed"] == 0]
-        by_x = {round(r["x"]): r["log_loss_ratio"] for r in at}
-        table["rows"].append([m, f"{at[0]['T']}..{at[-1]['T']}", by_x.get(2, "-"), by_x.get(8, "-"), by_x.get(16, "-"),
-                              max(abs(r["residual"]) for r in rows if r["m"] == m)])
-    return CLAIM.new_result(
-        options, start, verdict=verdict, reason=reason, conditions=conditions,
-        bound={"law": "log(L(T)/L(0)) = b - c eta lambda C_cpt/(n d), c = 2 [derived from Theorem 3.2's rate]",
-               "criteria": f"fitted exponent within {EXPONENT_TOLERANCE:.0%} of -2; R^2 >= {R2_MIN}"},
-        findings=findings, measurements=rows, table=table,
-    )
+    side = []
+    if within is not None:
+        findings.update({"within_run_exponent": within["slope"], "within_run_exponent_stderr": within["stderr"],
+                         "within_run_r2_by_run": within["r2_by_group"], "within_run_intercepts": within["intercepts"],
+                         "within_run_intercept_spread": intercept_spread})
+        ok = abs(within["slope"] + c) <= s.exponent_tolerance * c and min(within["r2_by_group"].values()) >= s.r2_min
+        side.append({"name": "within-run law (one intercept per run, fixed effects)",
+                     "verdict": "holds" if ok else "violated",
+                     "reason": "reported beside the claim, decides nothing: it tests each run's decay, not loss as a "
+                               "function of compute across runs",
+                     "exponent": within["slope"], "exponent_stderr": within["stderr"],
+                     "min_r2_within_runs": min(within["r2_by_group"].values()),
+                     "intercept_spread_nats": findings["within_run_intercept_spread"]})
+    summary = (f"one law: log(L/L0) = {intercept:.3g} {slope:+.3f} x (predicted slope {-c:g}); min R^2 within runs "
+               f"{min(r2_runs.values()):.3g}; loss at equal x differs across runs by up to {intercept_spread:.3g} nats "
+               f"(at equal raw compute {max(spreads.values()):.3g}); "
+               + (f"within-run form (one intercept per run): slope {within['slope']:.3f}, min R^2 "
+                  f"{min(within['r2_by_group'].values()):.3g}" if within is not None else "no finite fit"))
+    table = {"columns": ["m", "seed", "lambda", "T at first/last level", "log(L/L0) first", "log(L/L0) last",
+                         "R^2 one law"], "rows": []}
+    for g in sorted(np.unique(run_id)):
+        at = [r for r, i in zip(rows, run_id) if i == g]
+        table["rows"].append([at[0]["m"], at[0]["seed"], at[0]["lambda"], f"{at[0]['T']}/{at[-1]['T']}",
+                              at[0]["log_loss_ratio"], at[-1]["log_loss_ratio"], r2_runs.get(int(g), math.nan)])
+    return Evaluation(calibrations, conditions, predictions, summary=summary, findings=findings, measurements=rows,
+                      table=table, side_reports=side)
 
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
@@ -182,24 +214,27 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
     fig, (ax, ax_c) = plotting.new_figure(ncols=2, width=5.0, height=4.0)
     ms = sorted({r["m"] for r in rows})
     for color, m in zip(plotting.COLORS, ms):
-        at = [r for r in rows if r["m"] == m]
-        ax.plot([r["x"] for r in at], [r["log_loss_ratio"] for r in at], "o", color=color, ms=3, label=f"m={m}")
-        ax_c.plot([r["compute"] for r in at], [r["log_loss_ratio"] for r in at], "o", color=color, ms=3, label=f"m={m}")
+        for seed in sorted({r["seed"] for r in rows}):
+            at = [r for r in rows if r["m"] == m and r["seed"] == seed]
+            label = f"m={m}" if seed == 0 else None
+            ax.plot([r["x"] for r in at], [r["log_loss_ratio"] for r in at], "o-", color=color, ms=3, lw=0.6, label=label)
+            ax_c.plot([r["compute"] for r in at], [r["log_loss_ratio"] for r in at], "o-", color=color, ms=3, lw=0.6,
+                      label=label)
     f = result.findings
-    if math.isfinite(f["fitted_exponent_per_x"]):
+    if math.isfinite(f["fitted_exponent_one_law"]):
         x = np.linspace(0, max(r["x"] for r in rows), 50)
-        ax.plot(x, f["intercept"] + f["fitted_exponent_per_x"] * x, color="black", lw=1,
-                label=f"fit: common slope {f['fitted_exponent_per_x']:.3f}, mean intercept")
-        ax.plot(x, f["intercept"] - PREDICTED_C * x, color="grey", ls="--", lw=1, label="derived: slope -2")
+        ax.plot(x, f["intercept_one_law"] + f["fitted_exponent_one_law"] * x, color="black", lw=1.2,
+                label=f"one law: slope {f['fitted_exponent_one_law']:.3f}")
+        ax.plot(x, -PREDICTED_C * x, color="grey", ls="--", lw=1, label="bound of Thm 3.2: slope -2, intercept 0")
     ax.set(xlabel=r"$x = \eta \lambda C_{cpt} / (n d)$", ylabel=r"$\log(L(T) / L(0))$", title="loss against scaled compute")
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower left")
     ax_c.set(xlabel=r"compute $C_{cpt} = m d \cdot n \cdot T$", ylabel=r"$\log(L(T)/L(0))$",
-             title="raw compute (one eta for every m)")
+             title="equal compute: one loss per level? (one eta)")
     fig.suptitle(plotting.result_title(result, "Proposition 3.3"))
     return plotting.save_result_figure(fig, out_dir, result)
 
 
 CLAIM = Claim(
     id="prop3_3", paper_item="Proposition 3.3", tag="[paper, via a summary]; law [derived]", statement=STATEMENT,
-    settings=settings, run_with=run_with, plot=plot, controls=CONTROLS,
+    settings=settings, evaluate=evaluate, plot=plot, controls=CONTROLS,
 )

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
 
 import jax
@@ -39,10 +38,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkprefix import bounds, kernels, model, sampling, training
-from verify import plotting
+from verify import instruments, plotting
 from verify.fitting import loglog_slope
 from verify.registry import Claim, Control, RunOptions
-from verify.result import Result, Verdict
+from verify.result import Result
+from verify.settings import knob
+from verify.verdict import Evaluation, at_most, condition, no_failures
 
 STATEMENT = (
     "With lambda = lambda_min(H*) > 0, m large enough and a suitable eta, gradient descent on the prefix reaches "
@@ -51,27 +52,28 @@ STATEMENT = (
 CONTROLS = {
     "eta_too_large": Control(
         "step size with eta m lambda_max(H*) = 10, far above the stable range (<= 1 here, < 2 linear)",
-        {"eta_constant": 10.0},
+        {"eta_constant": 10.0}, breaks=("loss_reaches_eps",),
     ),
-    "small_m": Control("prefix lengths m = 2^1 .. 2^5, too short for the lazy regime", {"min_log2_m": 1, "max_log2_m": 5}),
+    "small_m": Control("prefix lengths m = 2^1 .. 2^5, too short for the lazy regime", {"min_log2_m": 1, "max_log2_m": 5},
+                       breaks=("lazy_regime",)),
 }
 SIGNIFICANCE = 3.0  # a trend counts when slope + 3 standard errors < 0
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    n: int = 4
-    d: int = 4
-    d_out: int = 1
-    sigma: float = 1.0
-    delta: float = 0.05  # [paper] delta in (0, 0.1)
-    eta_constant: float = 0.25  # eta = eta_constant / (m lambda_max(H*))
-    relative_eps: float = 1e-6  # target L(T) <= eps L(0)
-    template_R: float = 0.01  # [paper] R in (0, 0.01)
-    min_log2_m: int = 8
-    max_log2_m: int = 16
-    n_seeds: int = 5
-    n_records: int = 20  # lambda_min(H(W(t))) and F(W(t)) recorded at 20 evenly spaced steps (must divide 100)
+    n: int = knob(4, "training points")
+    d: int = knob(4, "input dimension (d >= n: lambda_min(H*) > 0)")
+    d_out: int = knob(1, "output dimension (the paper's d); the kernel is (.) kron I, d_out only replicates it")
+    sigma: float = knob(1.0, "w_r(0) ~ N(0, sigma^2 I) [template]")
+    delta: float = knob(0.05, "[paper] delta in (0, 0.1)")
+    eta_constant: float = knob(0.25, "eta = this / (m lambda_max(H*)): the template's 1/m shape with a stable constant")
+    relative_eps: float = knob(1e-6, "target L(T) <= eps L(0)")
+    template_R: float = knob(0.01, "[paper] R in (0, 0.01): the radius within which the weights should stay")
+    min_log2_m: int = knob(8, "smallest prefix length 2^8")
+    max_log2_m: int = knob(16, "largest prefix length 2^16")
+    n_seeds: int = knob(5, "independent (W(0), a) per m")
+    n_records: int = knob(20, "lambda_min(H(W(t))) and F(W(t)) recorded at 20 evenly spaced steps (must divide 100)")
 
     @property
     def ms(self) -> list[int]:
@@ -139,10 +141,14 @@ def _one_run(s: Settings, X, Y, key, m: int) -> dict:
     return row
 
 
-def run_with(s: Settings, options: RunOptions) -> Result:
-    start = time.perf_counter()
+def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     key = jax.random.PRNGKey(options.seed)
     X, Y = sampling.section3_data(jax.random.fold_in(key, 10**6), n=s.n, d=s.d, d_out=s.d_out)
+    k_w, k_a = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 0), s.ms[0]))
+    calibrations = instruments.calibrate_section3_model(model.init_prefix_weights(k_w, s.d, s.ms[0], s.sigma)[:, :64],
+                                                        X, Y, model.random_signs(k_a, s.d_out, s.ms[0])[:, :64])
+    if not all(c.met for c in calibrations):
+        return Evaluation.instrument_error(calibrations)
     rows = []
     for seed in range(s.n_seeds):
         for m in s.ms:
@@ -157,56 +163,52 @@ def run_with(s: Settings, options: RunOptions) -> Result:
 
     movement_fit = loglog_slope(s.ms, seed_mean("max_movement"))
     lin_fit = loglog_slope(s.ms, seed_mean("linearization_distance"))
-    converged = bool(trained) and all(r["loss_ratio"] <= s.relative_eps for r in trained)
-    movement_falls = movement_fit["finite"] and movement_fit["slope"] + SIGNIFICANCE * movement_fit["stderr"] < 0
-    linearization_improves = lin_fit["finite"] and lin_fit["slope"] + SIGNIFICANCE * lin_fit["stderr"] < 0
     # m at which the fitted movement would reach the template's R (extrapolation, reported only)
     m_for_R = (math.exp((math.log(s.template_R) - movement_fit["intercept"]) / movement_fit["slope"])
                if movement_fit["finite"] and movement_fit["slope"] < 0 else math.inf)
-    condition_checks = {
-        "lambda_positive": all(r["lambda"] > 0 for r in rows),
-        "data_norm_at_most_1": float(jnp.linalg.norm(X, axis=1).max()) <= 1 + 1e-12,
-        "stable_step": all(r["eta_m_lambda_max"] <= 1 + 1e-12 for r in trained),
-        "lazy_regime": all(r["lazy"] for r in rows),
-    }
-    conditions = {
-        "met": all(condition_checks.values()), **condition_checks,
-        "not_lazy_at_m": sorted({r["m"] for r in rows if not r["lazy"]}),
-        "untrainable_runs_zero_kernel": len(rows) - len(trained),
-        "template_R": s.template_R, "largest_movement": max((r["max_movement"] for r in trained), default=math.nan),
-        "movement_within_template_R": all(r["max_movement"] <= s.template_R for r in trained),
-        "template_m_required_min": min(r["template_m_required"] for r in rows),
-        "largest_m_used": s.ms[-1],
-        "note": "m_required, eta and R of the template are reported, not asserted: the check verifies the mechanism",
-    }
-    claims = {"loss_reaches_eps": converged, "movement_falls_with_m": movement_falls,
-              "linearization_improves_with_m": linearization_improves}
+    largest_x = float(jnp.linalg.norm(X, axis=1).max())
+    lam_ratio = min((r["min_lambda_min_over_t"] / r["lambda"] for r in rows if r["lambda"] > 0), default=-math.inf)
+    conditions = [
+        condition("lambda_positive", "lambda = lambda_min(H*) > 0 in every run", min(r["lambda"] for r in rows), "> 0",
+                  all(r["lambda"] > 0 for r in rows)),
+        condition("data_norm_at_most_1", "||x_i|| <= 1 (attained: x_i on the unit sphere)", largest_x, "<= 1 + 1e-12",
+                  largest_x <= 1 + 1e-12),
+        condition("stable_step", "a suitable eta: eta m lambda_max(H*) <= 1",
+                  max((r["eta_m_lambda_max"] for r in trained), default=math.nan), "<= 1",
+                  all(r["eta_m_lambda_max"] <= 1 + 1e-12 for r in trained)),
+        condition("lazy_regime", "m large enough, read as the lazy regime: min over t of lambda_min(H(W(t))) / lambda",
+                  lam_ratio, ">= 1/2", all(r["lazy"] for r in rows)),
+    ]
+    n_converged = sum(r["loss_ratio"] <= s.relative_eps for r in trained)
+    predictions = [
+        no_failures("loss_reaches_eps", f"L(T) <= {s.relative_eps:g} L(0) by T = ceil(log(1/eps)/(eta m lambda)) in "
+                    "every run", failures=len(rows) - n_converged, checked=len(rows), min_checked=1),
+        at_most("movement_falls_with_m", "fitted log-log slope of the largest weight movement in m, plus 3 standard "
+                "errors", movement_fit["slope"], 0.0, compared=movement_fit["slope"] + SIGNIFICANCE * movement_fit["stderr"],
+                compared_as="slope + 3 standard errors", uncertainty=movement_fit["stderr"], uncertainty_kind="standard error"),
+        at_most("linearization_improves_with_m", "fitted log-log slope of the distance to the NTK linearisation in m, "
+                "plus 3 standard errors", lin_fit["slope"], 0.0, compared=lin_fit["slope"] + SIGNIFICANCE * lin_fit["stderr"],
+                compared_as="slope + 3 standard errors", uncertainty=lin_fit["stderr"], uncertainty_kind="standard error"),
+    ]
     envelope = [r["envelope_c"] for r in trained] or [math.nan]
     findings = {
-        **claims,
         "diverged_runs": sum(r["diverged"] for r in rows),
         "envelope_c_min": float(np.min(envelope)), "envelope_c_median": float(np.median(envelope)),
         "movement_slope": movement_fit, "linearization_slope": lin_fit,
         "m_where_fitted_movement_reaches_template_R": m_for_R,
+        "template_R": s.template_R, "largest_movement": max((r["max_movement"] for r in trained), default=math.nan),
+        "movement_within_template_R": all(r["max_movement"] <= s.template_R for r in trained),
+        "template_m_required_min": min(r["template_m_required"] for r in rows),
+        "not_lazy_at_m": sorted({r["m"] for r in rows if not r["lazy"]}),
         "eta_over_template_eta_median": float(np.median([r["eta_over_template_eta"] for r in trained])) if trained else math.nan,
     }
     summary = (
         "mechanism checked, template constants reported not asserted: "
-        f"loss <= {s.relative_eps:g} L(0) by T in {sum(r['loss_ratio'] <= s.relative_eps for r in trained)}/{len(rows)} runs; "
+        f"loss <= {s.relative_eps:g} L(0) by T in {n_converged}/{len(rows)} runs; "
         f"envelope c min {findings['envelope_c_min']:.3g}; movement ~ m^{movement_fit['slope']:.2f} "
-        f"(largest {conditions['largest_movement']:.3g}, template R {s.template_R} would need m ~ {m_for_R:.2g}); "
+        f"(largest {findings['largest_movement']:.3g}, template R {s.template_R} would need m ~ {m_for_R:.2g}); "
         f"linearisation distance ~ m^{lin_fit['slope']:.2f}"
     )
-    failed_conditions = [k for k, ok in condition_checks.items() if not ok]
-    failed_claims = [k for k, ok in claims.items() if not ok]
-    if findings["diverged_runs"]:
-        summary = f"{findings['diverged_runs']} runs DIVERGED; " + summary
-    if failed_conditions:
-        verdict, reason = Verdict.CONDITIONS_NOT_MET, f"conditions not met: {', '.join(failed_conditions)}; " + summary
-    elif failed_claims:
-        verdict, reason = Verdict.VIOLATED, f"failed: {', '.join(failed_claims)}; " + summary
-    else:
-        verdict, reason = Verdict.HOLDS, summary
     table_rows = []
     for m in s.ms:
         at = [r for r in rows if r["m"] == m and r["trained"]]
@@ -223,13 +225,8 @@ def run_with(s: Settings, options: RunOptions) -> Result:
                            float(np.median([r["template_T_required"] for r in at]))])
     table = {"columns": ["m", "lambda", "T", "L(T)/L(0)", "envelope c", "max movement", "min lam(t)/lam",
                          "lin. distance", "template m", "eta/template eta", "template T at eta"], "rows": table_rows}
-    return CLAIM.new_result(
-        options, start, verdict=verdict, reason=reason, conditions=conditions,
-        bound={"loss": f"L(T) <= {s.relative_eps:g} L(0) at T = ceil(log(1/eps)/(eta m lambda)) [template T, constant 1]",
-               "envelope": "largest c with L(t) <= (1 - c eta m lambda)^t L(0), reported",
-               "trends": "max movement and distance to the NTK linearisation fall with m (slope + 3 se < 0)"},
-        findings=findings, measurements=rows, table=table,
-    )
+    return Evaluation(calibrations, conditions, predictions, summary=summary, findings=findings, measurements=rows,
+                      table=table)
 
 
 def plot(result: Result, out_dir: Path) -> list[Path]:
@@ -250,7 +247,7 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
                 for f in ("max_movement", "linearization_distance")}
     ax_m.plot(ms, mean["max_movement"], "o-", ms=3, label="max_r ||w_r(t) - w_r(0)|| (geometric mean over seeds)")
     ax_m.plot(ms, mean["linearization_distance"], "s-", ms=3, label="relative distance GD vs NTK linearisation")
-    ax_m.axhline(result.conditions["template_R"], color="grey", ls="--", lw=1, label="template R = 0.01")
+    ax_m.axhline(result.findings["template_R"], color="grey", ls="--", lw=1, label="template R = 0.01")
     ax_m.set(xscale="log", yscale="log", xlabel="prefix length m", title="lazy-regime quantities against m")
     ax_m.set_xscale("log", base=2)
     ax_m.legend(loc="lower left")
@@ -260,5 +257,5 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
 
 CLAIM = Claim(
     id="thm3_2", paper_item="Theorem 3.2", tag="[paper]; constants [template]", statement=STATEMENT,
-    settings=settings, run_with=run_with, plot=plot, controls=CONTROLS,
+    settings=settings, evaluate=evaluate, plot=plot, controls=CONTROLS,
 )
