@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install verify verify-quick test bench figures clean
+.PHONY: install verify verify-quick test bench figures mutants clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ verify: $(STAMP)
 	$(PY) -m verify --all --out $(OUT)
 
 verify-quick: $(STAMP)
-	$(PY) -m verify --all --quick --out $(OUT)
+	$(PY) -m verify --all --quick --controls --out $(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -30,6 +30,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/attention.py
 	$(PY) bench/ntk.py
+
+# Plant each fault of verify/mutants.py in a temporary copy; every one must change a verdict or fail a test.
+mutants: $(STAMP)
+	$(PY) -m verify.mutants
 
 figures: $(STAMP)
 	$(PY) -m figures --all --out $(OUT)/figures

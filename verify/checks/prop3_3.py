@@ -125,58 +125,64 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     return _judge(s, X, rows, runs, calibrations, lam_inf)
 
 
-def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
+def _fit(rows: list[dict], run_id: np.ndarray) -> dict:
+    """The one law y = b + k x fitted across runs (one intercept), its R^2 within each run, the spread of y at equal raw
+    compute, and the within-run form (one intercept per run) for comparison."""
     x = np.array([r["x"] for r in rows])
     y = np.array([r["log_loss_ratio"] for r in rows])
+    if not np.all(np.isfinite(y)):
+        return {"finite": False, "slope": math.nan, "intercept": math.nan, "stderr": math.nan,
+                "residuals": np.full_like(y, math.nan), "r2_runs": {0: -math.inf}, "spreads": {0: math.inf},
+                "within": None, "intercept_spread": math.inf}
+    slope, intercept = np.polyfit(x, y, 1)
+    residuals = y - (intercept + slope * x)
+    stderr = math.sqrt(residuals @ residuals / (len(x) - 2) / np.sum((x - x.mean()) ** 2))
+    r2_runs = {}
+    for g in np.unique(run_id):
+        sel = run_id == g
+        sst = float(np.sum((y[sel] - y[sel].mean()) ** 2))
+        r2_runs[int(g)] = 1 - float(residuals[sel] @ residuals[sel]) / sst if sst > 0 else -math.inf
+    spreads = {C: float(np.ptp([r["log_loss_ratio"] for r in rows if r["compute"] == C]))
+               for C in sorted({r["compute"] for r in rows})}
+    within = common_slope_fit(x, y, run_id)
+    return {"finite": True, "slope": float(slope), "intercept": float(intercept), "stderr": stderr,
+            "residuals": residuals, "r2_runs": r2_runs, "spreads": spreads, "within": within,
+            "intercept_spread": max(within["intercepts"].values()) - min(within["intercepts"].values())}
+
+
+def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
     run_id = np.array([s.ms.index(r["m"]) + len(s.ms) * r["seed"] for r in rows])
-    finite = bool(np.all(np.isfinite(y)))
-    if finite:
-        slope, intercept = np.polyfit(x, y, 1)
-        residuals = y - (intercept + slope * x)
-        dof = len(x) - 2
-        stderr = math.sqrt(residuals @ residuals / dof / np.sum((x - x.mean()) ** 2))
-        r2_runs = {}
-        for g in np.unique(run_id):
-            sel = run_id == g
-            sst = float(np.sum((y[sel] - y[sel].mean()) ** 2))
-            r2_runs[int(g)] = 1 - float(residuals[sel] @ residuals[sel]) / sst if sst > 0 else -math.inf
-        spreads = {C: float(np.ptp([r["log_loss_ratio"] for r in rows if r["compute"] == C]))
-                   for C in sorted({r["compute"] for r in rows})}
-        within = common_slope_fit(x, y, run_id)
-    else:
-        slope = intercept = stderr = math.nan
-        residuals = np.full_like(y, math.nan)
-        r2_runs, spreads, within = {0: -math.inf}, {0: math.inf}, None
-    for r, e in zip(rows, residuals):
+    fit = _fit(rows, run_id)
+    for r, e in zip(rows, fit["residuals"]):
         r["residual_one_law"] = float(e)
-    c = PREDICTED_C
-    intercept_spread = (max(within["intercepts"].values()) - min(within["intercepts"].values())) if within else math.inf
+    c, within = PREDICTED_C, fit["within"]
     largest_x_norm = float(jnp.linalg.norm(X, axis=1).max())
+    step = max(r["eta_m_lambda_max"] for r in rows)
     conditions = [
         condition("lambda_positive", "lambda = lambda_min(H*) > 0 in every run", min(r["lambda"] for r in runs), "> 0",
                   min(r["lambda"] for r in runs) > 0),
         condition("data_on_unit_sphere", "||x_i|| <= 1, attained", largest_x_norm, "= 1 within 1e-12",
                   abs(largest_x_norm - 1) <= 1e-12),
         condition("stable_step", "one eta with eta m lambda_max(H*) <= 1 in every run (Theorem 3.2's regime)",
-                  max(r["eta_m_lambda_max"] for r in rows), "<= 1", max(r["eta_m_lambda_max"] for r in rows) <= 1 + 1e-12),
+                  step, "<= 1", step <= 1 + 1e-12),
     ]
     predictions = [
         at_most("exponent_across_runs",
                 f"one law (one intercept) across runs: |k + {c:g}| <= {s.exponent_tolerance:.0%} of {c:g}, "
                 "k the fitted slope of log(L/L0) in x = eta lambda C/(n d)",
-                abs(slope + c) / c if finite else math.inf, s.exponent_tolerance),
+                abs(fit["slope"] + c) / c if fit["finite"] else math.inf, s.exponent_tolerance),
         at_least("law_explains_every_run", "the one law's R^2 within each run (1 - SSR_run/SST_run), the smallest",
-                 min(r2_runs.values()), s.r2_min),
+                 min(fit["r2_runs"].values()), s.r2_min),
         at_most("equal_compute_equal_loss",
                 "spread (max - min over runs) of log(L/L0) at equal x = eta lambda C/(n d): the per-run intercepts of "
-                "the law fitted with one common slope", intercept_spread, s.spread_max),
+                "the law fitted with one common slope", fit["intercept_spread"], s.spread_max),
     ]
     findings = {
-        "fitted_exponent_one_law": float(slope), "fitted_exponent_one_law_stderr": float(stderr),
-        "intercept_one_law": float(intercept), "predicted_exponent": -c, "r2_one_law_by_run": r2_runs,
-        "spread_at_equal_raw_compute_by_level": spreads,
-        "spread_at_equal_raw_compute_max": max(spreads.values()), "eta": rows[0]["eta"], "lambda_inf": lam_inf,
-        "alpha_fitted": s.n * s.d / -slope if finite and slope < 0 else math.nan,
+        "fitted_exponent_one_law": fit["slope"], "fitted_exponent_one_law_stderr": fit["stderr"],
+        "intercept_one_law": fit["intercept"], "predicted_exponent": -c, "r2_one_law_by_run": fit["r2_runs"],
+        "spread_at_equal_raw_compute_by_level": fit["spreads"], "spread_at_equal_raw_compute_max": max(fit["spreads"].values()),
+        "eta": rows[0]["eta"], "lambda_inf": lam_inf,
+        "alpha_fitted": s.n * s.d / -fit["slope"] if fit["finite"] and fit["slope"] < 0 else math.nan,
         "alpha_predicted": s.n * s.d / c,
         "alpha_note": "the summary's L = alpha exp(-eta lambda C / alpha) has exponent 1/alpha per unit of "
                       "eta lambda C; the law has c/(n d): alpha = n d / c",
@@ -185,7 +191,7 @@ def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
     if within is not None:
         findings.update({"within_run_exponent": within["slope"], "within_run_exponent_stderr": within["stderr"],
                          "within_run_r2_by_run": within["r2_by_group"], "within_run_intercepts": within["intercepts"],
-                         "within_run_intercept_spread": intercept_spread})
+                         "within_run_intercept_spread": fit["intercept_spread"]})
         ok = abs(within["slope"] + c) <= s.exponent_tolerance * c and min(within["r2_by_group"].values()) >= s.r2_min
         side.append({"name": "within-run law (one intercept per run, fixed effects)",
                      "verdict": "holds" if ok else "violated",
@@ -193,20 +199,24 @@ def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
                                "function of compute across runs",
                      "exponent": within["slope"], "exponent_stderr": within["stderr"],
                      "min_r2_within_runs": min(within["r2_by_group"].values()),
-                     "intercept_spread_nats": findings["within_run_intercept_spread"]})
-    summary = (f"one law: log(L/L0) = {intercept:.3g} {slope:+.3f} x (predicted slope {-c:g}); min R^2 within runs "
-               f"{min(r2_runs.values()):.3g}; loss at equal x differs across runs by up to {intercept_spread:.3g} nats "
-               f"(at equal raw compute {max(spreads.values()):.3g}); "
+                     "intercept_spread_nats": fit["intercept_spread"]})
+    summary = (f"one law: log(L/L0) = {fit['intercept']:.3g} {fit['slope']:+.3f} x (predicted slope {-c:g}); min R^2 "
+               f"within runs {min(fit['r2_runs'].values()):.3g}; loss at equal x differs across runs by up to "
+               f"{fit['intercept_spread']:.3g} nats (at equal raw compute {max(fit['spreads'].values()):.3g}); "
                + (f"within-run form (one intercept per run): slope {within['slope']:.3f}, min R^2 "
                   f"{min(within['r2_by_group'].values()):.3g}" if within is not None else "no finite fit"))
+    return Evaluation(calibrations, conditions, predictions, summary=summary, findings=findings, measurements=rows,
+                      table=_table(rows, run_id, fit["r2_runs"]), side_reports=side)
+
+
+def _table(rows, run_id, r2_runs) -> dict:
     table = {"columns": ["m", "seed", "lambda", "T at first/last level", "log(L/L0) first", "log(L/L0) last",
                          "R^2 one law"], "rows": []}
     for g in sorted(np.unique(run_id)):
         at = [r for r, i in zip(rows, run_id) if i == g]
         table["rows"].append([at[0]["m"], at[0]["seed"], at[0]["lambda"], f"{at[0]['T']}/{at[-1]['T']}",
                               at[0]["log_loss_ratio"], at[-1]["log_loss_ratio"], r2_runs.get(int(g), math.nan)])
-    return Evaluation(calibrations, conditions, predictions, summary=summary, findings=findings, measurements=rows,
-                      table=table, side_reports=side)
+    return table
 
 
 def plot(result: Result, out_dir: Path) -> list[Path]:

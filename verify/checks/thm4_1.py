@@ -275,33 +275,50 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     calibrations = instruments.calibrate_attention(probe, degree=s.scheduled_degree(s.calibration_m, s.d))
     if not all(c.met for c in calibrations):
         return Evaluation.instrument_error(calibrations)
-
     rows = _measure(s, key)
-    taylor = [r for r in rows if r["map"] == "taylor"]
-    vacuous = [r for r in taylor if not (r["eps"] < 1 and math.isfinite(r["bound"]))]
-    checked = [r for r in taylor if r not in vacuous]
-    exceeded = [r for r in checked if not r["error"] <= r["bound"]]
-    worst_ratio = max((r["error"] / r["bound"] for r in checked), default=math.nan)
+    counts = [c for sweep in SWEEPS for c in _operation_counts(s, sweep)]
+    predictions, findings = _predictions(s, rows, counts)
+    fd, dl = findings["feature_dimension_fixed_d"], findings["feature_dimension_d_log_m"]
+    by_name = {p.name: p.measured for p in predictions}
+    summary = (f"worst error/bound {findings['worst_error_over_bound']:.3g} over {findings['points_checked']} points "
+               f"({findings['points_not_checked_vacuous_bound']} vacuous); "
+               f"max error / (C m^-c) {by_name['polynomial_error_fixed_d']:.3g} (fixed d), "
+               f"{by_name['polynomial_error_d_log_m']:.3g} (d ~ log m); r(m) ~ m^{fd['exponent_last_half']:.2f} "
+               f"(fixed d = {s.d}), m^{dl['exponent_last_half']:.2f} (d = ceil(log2 m / {s.d_log_m_k}))")
+    return Evaluation(calibrations, _conditions(s, rows), predictions, summary=summary, findings=findings,
+                      measurements=rows + counts, table=_table(rows, counts, s), side_reports=_elu_report(rows))
 
+
+def _conditions(s: Settings, rows: list[dict]) -> list:
+    """Entries within b everywhere, and each of Q, K_C, V_C attaining it at the largest m of every growing prefix."""
     largest = max(max(r["Q"], r["K_C"], r["V_C"]) / s.entry_bound for r in rows)
-    final = {}  # the instance at the largest m of each growing prefix must attain b
+    final = {}
     for r in rows:
         block = (r["sweep"], r["family"], r["seed"], r["d"])
         if r["m"] >= final.get(block, {"m": 0})["m"]:
             final[block] = r
-    least_attained = min(max(r["Q"], r["K_C"], r["V_C"]) / r["entry_scale"] for r in final.values())
-    conditions = [
+    least_attained = min(min(r["Q"], r["K_C"], r["V_C"]) / r["entry_scale"] for r in final.values())
+    return [
         condition("entries_within_bound", "every entry of Q, K_C, V_C is at most b (o(sqrt(log m)): b constant)",
-                  largest, f"<= 1 (max entry / b, relative tolerance 1e-12)", largest <= 1 + 1e-12),
-        condition("instances_attain_bound", "each growing prefix attains its entry bound at its largest m",
-                  least_attained, ">= 1 - 1e-12 (min over instances of max entry / bound)", least_attained >= 1 - 1e-12),
+                  largest, "<= 1 (max entry / b, relative tolerance 1e-12)", largest <= 1 + 1e-12),
+        condition("instances_attain_bound", "in each growing prefix at its largest m, Q, K_C and V_C each attain b",
+                  least_attained, ">= 1 - 1e-12 (min over instances and over Q, K_C, V_C of max entry / bound)",
+                  least_attained >= 1 - 1e-12),
     ]
+
+
+def _predictions(s: Settings, rows: list[dict], counts: list[dict]) -> tuple[list, dict]:
+    """(a) the rigorous bound at every non-vacuous point; per sweep (b) C m^-c and (c, d) r(m) and the cost ratio."""
+    taylor = [r for r in rows if r["map"] == "taylor"]
+    vacuous = [r for r in taylor if not (r["eps"] < 1 and math.isfinite(r["bound"]))]
+    checked = [r for r in taylor if r not in vacuous]
+    exceeded = [r for r in checked if not r["error"] <= r["bound"]]
     predictions = [no_failures("rigorous_bound", "error <= 2 eps/(1-eps) max|V_C| + rounding allowance at every point",
                                failures=len(exceeded), checked=len(checked), not_checked=len(vacuous),
                                min_checked=s.min_checked)]
-    findings = {"worst_error_over_bound": worst_ratio, "points_exceeding_bound": len(exceeded),
-                "points_checked": len(checked), "points_not_checked_vacuous_bound": len(vacuous)}
-    counts = []
+    findings = {"worst_error_over_bound": max((r["error"] / r["bound"] for r in checked), default=math.nan),
+                "points_exceeding_bound": len(exceeded), "points_checked": len(checked),
+                "points_not_checked_vacuous_bound": len(vacuous)}
     for sweep in SWEEPS:
         sched = [r for r in taylor if r["kind"] == "schedule" and r["sweep"] == sweep and r["m"] >= 2]
         worst = max(sched, key=lambda r: r["error"] / r["predicted"])
@@ -309,30 +326,27 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
             f"polynomial_error_{sweep}",
             f"max over m >= 2, families and seeds of error(g(m)) / (C m^-c), C = {s.constant:g}, c = {s.rate:g}",
             worst["error"] / worst["predicted"], 1.0))
-        findings[f"worst_polynomial_error_point_{sweep}"] = {k: worst[k] for k in ("family", "seed", "m", "d", "g", "error", "predicted")}
-        sweep_counts = _operation_counts(s, sweep)
-        counts += sweep_counts
-        more, fits = _efficiency_predictions(s, sweep_counts, sweep)
+        findings[f"worst_polynomial_error_point_{sweep}"] = {k: worst[k] for k in ("family", "seed", "m", "d", "g",
+                                                                                  "error", "predicted")}
+        more, findings[f"feature_dimension_{sweep}"] = _efficiency_predictions(s, [c for c in counts if c["sweep"] == sweep],
+                                                                              sweep)
         predictions += more
-        findings[f"feature_dimension_{sweep}"] = fits
     findings["schedule"] = {f"{c['sweep']} m={c['m']}": {"d": c["d"], "g": c["g"], "r": c["r"]} for c in counts}
     findings["d_log_m_exponent_extrapolated"] = _extrapolated_exponents(s)
+    return predictions, findings
 
+
+def _elu_report(rows: list[dict]) -> list[dict]:
+    """The authors' ELU+1 map with the same closed-form reduction, beside the claim: not covered by it."""
     elu = [r for r in rows if r["map"] == "elu" and r["m"] >= 2]
-    side = [{"name": "ELU+1 feature map (authors' code), closed-form reduction",
+    if not elu:
+        return []
+    return [{"name": "ELU+1 feature map (authors' code), closed-form reduction",
              "verdict": Verdict.NOT_COVERED.value,
              "reason": "not covered by Theorem 4.1: ELU+1 is not a polynomial approximation of exp",
              "error_min": min(r["error"] for r in elu), "error_max": max(r["error"] for r in elu),
              "fitted_slope_seed0": loglog_slope([r["m"] for r in elu if r["seed"] == 0],
-                                                [r["error"] for r in elu if r["seed"] == 0])["slope"]}] if elu else []
-    fd, dl = findings["feature_dimension_fixed_d"], findings["feature_dimension_d_log_m"]
-    by_name = {p.name: p.measured for p in predictions}
-    summary = (f"worst error/bound {worst_ratio:.3g} over {len(checked)} points ({len(vacuous)} vacuous); "
-               f"max error / (C m^-c) {by_name['polynomial_error_fixed_d']:.3g} (fixed d), "
-               f"{by_name['polynomial_error_d_log_m']:.3g} (d ~ log m); r(m) ~ m^{fd['exponent_last_half']:.2f} "
-               f"(fixed d = {s.d}), m^{dl['exponent_last_half']:.2f} (d = ceil(log2 m / {s.d_log_m_k}))")
-    return Evaluation(calibrations, conditions, predictions, summary=summary, findings=findings,
-                      measurements=rows + counts, table=_table(rows, counts, s), side_reports=side)
+                                                [r["error"] for r in elu if r["seed"] == 0])["slope"]}]
 
 
 def _extrapolated_exponents(s: Settings) -> dict:

@@ -1,0 +1,208 @@
+"""Planted faults: show that the checks and the tests can fail.
+
+``python -m verify.mutants`` (or ``make mutants``) copies the repository's tracked files into a temporary folder,
+plants one semantic fault of the list below in ``ntkprefix/`` (a fault a real bug could introduce), runs
+``python -m verify --all --quick`` and the tests that concern it in the copy, and compares the verdicts with those of
+the unmutated copy. A fault is caught when a verdict changed (an instrument error included) or a test failed; a fault
+that neither catches is a finding: the checks or the tests must be strengthened. It prints the kill rate and the wall
+time. It is too slow for CI; one CI test runs one fault end to end (tests/test_mutants.py).
+
+Options: ``--faults a,b`` (default all), ``--claims x,y`` (default every claim), ``--no-tests``, ``--list``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """One planted fault: replace ``old`` (which must occur exactly once) by ``new`` in ``path``."""
+
+    name: str
+    path: str
+    old: str
+    new: str
+    description: str
+    tests: tuple[str, ...]  # the test files that concern it
+
+
+FAULTS = (
+    Fault("taylor_weight", "ntkprefix/features.py", "log_weights = -0.5 * gammaln(alphas + 1.0).sum(axis=1)",
+          "log_weights = -1.0 * gammaln(alphas + 1.0).sum(axis=1)",
+          "Taylor features weighted 1/alpha! instead of 1/sqrt(alpha!)", ("tests/test_features.py",)),
+    Fault("taylor_temperature", "ntkprefix/features.py", "    y = x / d**0.25\n    if d <= g:",
+          "    y = x / d**0.5\n    if d <= g:", "Taylor features scaled by d^(-1/2) instead of d^(-1/4)",
+          ("tests/test_features.py",)),
+    Fault("prefix_temperature", "ntkprefix/attention.py",
+          "return Q.astype(dtype) / jnp.sqrt(jnp.asarray(Q.shape[1], dtype))",
+          "return Q.astype(dtype) / jnp.asarray(Q.shape[1], dtype)",
+          "prefix attention with temperature 1/d instead of 1/sqrt(d)", ("tests/test_attention.py",)),
+    Fault("causal_mask_off_by_one", "ntkprefix/attention.py", "return jnp.tril(jnp.ones((L, L), dtype=bool))",
+          "return jnp.tril(jnp.ones((L, L), dtype=bool), k=1)", "causal mask lets query i see key i + 1",
+          ("tests/test_attention.py", "tests/test_properties.py")),
+    Fault("running_softmax_no_rescale", "ntkprefix/attention.py", "state.acc * rescale[:, None] + weights @ values",
+          "state.acc + weights @ values", "the running softmax forgets to rescale its accumulator",
+          ("tests/test_attention.py",)),
+    Fault("ntk_prefix_weight_inverted", "ntkprefix/attention.py", "prefix_weight = jnp.exp(log_magnitude - shift)",
+          "prefix_weight = jnp.exp(shift - log_magnitude)", "NTK-Attention's prefix term scaled the wrong way",
+          ("tests/test_attention.py",)),
+    Fault("reduction_drops_tail", "ntkprefix/reduction.py", "    if n % chunk:\n        carry = add(",
+          "    if False:\n        carry = add(", "the reduction drops the last, partial chunk",
+          ("tests/test_reduction.py",)),
+    Fault("reduction_keys_as_values", "ntkprefix/reduction.py", "return Z + phi.T @ V_c.astype(dtype), k + phi.sum(axis=0)",
+          "return Z + phi.T @ K_c.astype(dtype), k + phi.sum(axis=0)", "the reduction sums phi(K) K instead of phi(K) V",
+          ("tests/test_reduction.py",)),
+    Fault("gradient_uncentred", "ntkprefix/model.py", "(a[None, :, :] - mean_a[:, :, None])", "a[None, :, :]",
+          "the gradient factor forgets the centring a - <a, S> (changes the gradient and the NTK consistently)",
+          ("tests/test_model.py", "tests/test_kernels.py")),
+    Fault("output_scale_sqrt_m", "ntkprefix/model.py", "    return float(m)\n", "    return float(m) ** 0.5\n",
+          "the model's output scale c_m = sqrt(m) instead of m", ("tests/test_model.py", "tests/test_kernels.py")),
+    Fault("ntk_normalisation", "ntkprefix/kernels.py", 'H4 = jnp.einsum("ij,ilr,jkr->iljk", X @ X.T, G, G) / W.shape[1]',
+          'H4 = jnp.einsum("ij,ilr,jkr->iljk", X @ X.T, G, G) / W.shape[1] ** 2', "the dense NTK divided by m^2",
+          ("tests/test_kernels.py",)),
+    Fault("infinite_kernel_half_variance", "ntkprefix/kernels.py", "gram * jnp.exp(sigma**2 * gram)",
+          "gram * jnp.exp(0.5 * sigma**2 * gram)", "the infinite-prefix kernel with exp(sigma^2 <x, x'> / 2)",
+          ("tests/test_kernels.py",)),
+    Fault("remainder_without_hypergeometric", "ntkprefix/bounds.py",
+          "return float(math.exp(log_lead) * special.hyp1f1(g + 1, g + 2, score_range))",
+          "return float(math.exp(log_lead))", "the exact Taylor remainder loses its 1F1 factor (underestimates eps)",
+          ("tests/test_bounds.py", "tests/test_properties.py")),
+    Fault("attention_bound_missing_factor_2", "ntkprefix/bounds.py", "return 2.0 * eps / (1.0 - eps) * value_bound",
+          "return eps / (1.0 - eps) * value_bound", "the output-error bound missing its factor 2",
+          ("tests/test_bounds.py", "tests/test_properties.py")),
+    Fault("gradient_descent_half_step", "ntkprefix/training.py",
+          "return W - eta * loss_gradient(W, X, Y, a, output_scale=output_scale), record",
+          "return W - 0.5 * eta * loss_gradient(W, X, Y, a, output_scale=output_scale), record",
+          "gradient descent takes half the step it reports", ("tests/test_model.py",)),
+    Fault("extreme_instance_short_queries", "ntkprefix/sampling.py", "return Projected(b * Q, b * K, b * V, b * K_P, b * V_P)",
+          "return Projected(0.5 * b * Q, b * K, b * V, b * K_P, b * V_P)",
+          "the extreme instances' queries stop at b/2 (an easier instance than the condition allows)", ()),
+    Fault("section3_data_inside_sphere", "ntkprefix/sampling.py",
+          "return data_radius * _unit_rows(k_x, (n, d), dtype), jax.random.normal(k_y, (n, d_out), dtype)",
+          "return 0.5 * data_radius * _unit_rows(k_x, (n, d), dtype), jax.random.normal(k_y, (n, d_out), dtype)",
+          "Section 3 data drawn inside the unit ball instead of on its edge", ()),
+)
+
+
+def _tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def _copy(dest: Path) -> None:
+    """The working tree's tracked files (as they are now, uncommitted changes included) into dest."""
+    for name in _tracked_files():
+        source = ROOT / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def plant(fault: Fault, root: Path) -> None:
+    """Apply the fault in the copy at root; ValueError when its text does not occur exactly once."""
+    path = root / fault.path
+    text = path.read_text()
+    count = text.count(fault.old)
+    if count != 1:
+        raise ValueError(f"fault {fault.name}: expected its text exactly once in {fault.path}, found {count} times")
+    path.write_text(text.replace(fault.old, fault.new))
+
+
+def _env() -> dict:
+    env = {**os.environ, "CI": "true", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_verdicts(root: Path, claims: list[str]) -> dict:
+    """{claim: verdict} of ``python -m verify CLAIMS --quick`` in the copy at root (its own packages first)."""
+    out = root / "mutant_out"
+    proc = subprocess.run([sys.executable, "-m", "verify", *claims, "--quick", "--out", str(out), "--json",
+                           str(out / "r.json")], cwd=root, capture_output=True, text=True, env=_env())
+    path = out / "r.json"
+    if not path.exists():
+        return {claim: f"crashed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}" for claim in claims}
+    data = json.loads(path.read_text())
+    records = data.get("results", [data])
+    return {r["claim"]: r["verdict"] for r in records}
+
+
+def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
+    """(passed, last line) of pytest on the given files in the copy."""
+    if not tests:
+        return True, "no tests named"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=root,
+                          capture_output=True, text=True, env=_env())
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    return proc.returncode == 0, lines[-1] if lines else proc.stderr.strip()[-200:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m verify.mutants", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faults", help="comma-separated fault names (default: all)")
+    parser.add_argument("--claims", help="comma-separated claim ids (default: every claim)")
+    parser.add_argument("--no-tests", action="store_true", help="judge by the verdicts alone")
+    parser.add_argument("--list", action="store_true", help="list the faults")
+    args = parser.parse_args(argv)
+    if args.list:
+        for f in FAULTS:
+            print(f"{f.name:34s} {f.path:24s} {f.description}")
+        return 0
+    names = args.faults.split(",") if args.faults else [f.name for f in FAULTS]
+    unknown = [n for n in names if n not in {f.name for f in FAULTS}]
+    if unknown:
+        print(f"python -m verify.mutants: error: unknown fault {unknown[0]!r}; see --list", file=sys.stderr)
+        return 2
+    faults = [f for f in FAULTS if f.name in names]
+    if args.claims:
+        claims = args.claims.split(",")
+    else:
+        sys.path.insert(0, str(ROOT))
+        from verify import registry
+
+        claims = list(registry.claims())
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ntkprefix-mutants-") as tmp:
+        base = Path(tmp) / "baseline"
+        _copy(base)
+        baseline = run_verdicts(base, claims)
+        print(f"baseline verdicts: {baseline}", flush=True)
+        caught = 0
+        for fault in faults:
+            t0 = time.perf_counter()
+            root = Path(tmp) / fault.name
+            _copy(root)
+            plant(fault, root)
+            verdicts = run_verdicts(root, claims)
+            changed = {c: (baseline[c], verdicts.get(c)) for c in claims if verdicts.get(c) != baseline[c]}
+            tests_pass, tests_line = (True, "not run") if args.no_tests else run_tests(root, fault.tests)
+            killed = bool(changed) or not tests_pass
+            caught += killed
+            by = []
+            if changed:
+                by.append("verdicts " + ", ".join(f"{c}: {a} -> {b}" for c, (a, b) in changed.items()))
+            if not tests_pass:
+                by.append(f"tests ({tests_line})")
+            print(f"{'CAUGHT' if killed else 'MISSED'} {fault.name} ({fault.description}) in {time.perf_counter() - t0:.0f} s: "
+                  + ("; ".join(by) if by else f"verdicts unchanged, tests {tests_line}"), flush=True)
+            shutil.rmtree(root, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    print(f"kill rate {caught}/{len(faults)} = {caught / len(faults):.0%}; wall time {elapsed:.0f} s")
+    return 0 if caught == len(faults) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
