@@ -44,3 +44,15 @@ def claim_record(results: dict, claim_id: str, control: str | None = None) -> di
 def items(record: dict) -> dict:
     """name -> condition or prediction record."""
     return {x["name"]: x for x in record["conditions"] + record["predictions"]}
+
+
+def assert_reproducible(claim_id: str, seeds: tuple[int, int], **small) -> None:
+    """The same seed gives identical results apart from timings; another seed gives other measurements (a stub that
+    ignores its seed fails). ``small`` are settings overrides that make the run cheap."""
+    import verify
+
+    a, b, c = (verify.run(claim_id, seed=seed, **small).to_dict() for seed in (seeds[0], seeds[0], seeds[1]))
+    for r in (a, b, c):
+        r.pop("wall_time_s")
+    assert a == b
+    assert a["measurements"] != c["measurements"]

@@ -1,7 +1,6 @@
 """The Lemma 3.1 check: its quick verdict, its control (detected by symptom), reproducibility."""
 
-import verify
-from tests.conftest import claim_record, items
+from tests.conftest import assert_reproducible, claim_record, items
 
 
 def test_quick_check_holds(quick_all):
@@ -22,8 +21,4 @@ def test_control_is_detected_by_its_symptoms(quick_all):
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
-    small = dict(max_log2_m=9, n_seeds=2, radii=(1e-4, 1e-3))
-    a, b, c = (verify.run("lem3_1", seed=seed, **small).to_dict() for seed in (3, 3, 4))
-    for r in (a, b, c):
-        r.pop("wall_time_s")
-    assert a == b and a["measurements"] != c["measurements"]
+    assert_reproducible("lem3_1", (3, 4), max_log2_m=9, n_seeds=2, radii=(1e-4, 1e-3))

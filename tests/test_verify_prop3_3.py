@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-import verify
-from tests.conftest import claim_record, items
+from tests.conftest import assert_reproducible, claim_record, items
 from verify.fitting import common_slope_fit
 
 
@@ -40,8 +39,4 @@ def test_control_eta_too_large_is_detected(quick_all):
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
-    small = dict(min_log2_m=6, max_log2_m=7, n_seeds=1)
-    a, b, c = (verify.run("prop3_3", seed=seed, **small).to_dict() for seed in (3, 3, 4))
-    for r in (a, b, c):
-        r.pop("wall_time_s")
-    assert a == b and a["measurements"] != c["measurements"]
+    assert_reproducible("prop3_3", (3, 4), min_log2_m=6, max_log2_m=7, n_seeds=1)

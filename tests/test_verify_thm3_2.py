@@ -1,7 +1,6 @@
 """The Theorem 3.2 check: its quick verdict, both controls (detected by symptom), reproducibility."""
 
-import verify
-from tests.conftest import claim_record, items
+from tests.conftest import assert_reproducible, claim_record, items
 
 
 def test_quick_check_holds(quick_all):
@@ -26,8 +25,4 @@ def test_controls_are_detected_by_their_symptoms(quick_all):
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
-    small = dict(min_log2_m=6, max_log2_m=7, n_seeds=1)
-    a, b, c = (verify.run("thm3_2", seed=seed, **small).to_dict() for seed in (2, 2, 3))
-    for r in (a, b, c):
-        r.pop("wall_time_s")
-    assert a == b and a["measurements"] != c["measurements"]
+    assert_reproducible("thm3_2", (2, 3), min_log2_m=6, max_log2_m=7, n_seeds=1)

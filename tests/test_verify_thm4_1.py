@@ -6,9 +6,8 @@ import math
 import jax
 import numpy as np
 
-import verify
 from ntkprefix import sampling
-from tests.conftest import claim_record, items
+from tests.conftest import assert_reproducible, claim_record, items
 from verify.checks import thm4_1
 
 
@@ -62,9 +61,4 @@ def test_schedule_is_fixed_by_the_conditions_alone():
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
-    small = dict(max_log2_m=6, d_log_m_max_log2_m=6, random_seeds=1, extreme_seeds=1, grid_degrees=(1, 3), min_checked=1)
-    a, b, c = (verify.run("thm4_1", seed=seed, **small).to_dict() for seed in (7, 7, 8))
-    for r in (a, b, c):
-        r.pop("wall_time_s")
-    assert a == b
-    assert a["measurements"] != c["measurements"]
+    assert_reproducible("thm4_1", (7, 8), max_log2_m=6, d_log_m_max_log2_m=6, random_seeds=1, extreme_seeds=1, grid_degrees=(1, 3), min_checked=1)

@@ -68,41 +68,42 @@ def taylor_kernel_attention(Q, K, V, K_P, V_P, g: int, *, causal: bool = False):
 
 def calibrate_attention(inst, *, degree: int, causal: bool = False) -> list[Calibration]:
     """Algorithm 1 against the dense softmax, and Algorithm 2 with the Taylor map of ``degree`` and the streamed
-    reduction against :func:`taylor_kernel_attention`, on one float64 instance (m + L scores per row)."""
+    reduction against :func:`taylor_kernel_attention`, on one float64 instance: with its whole prefix (several
+    reduction chunks, the last one partial; the prefix term dominates the rows) and with its first two prefix rows
+    only (the input scores dominate), so that both regimes of each algorithm's row scaling are exercised."""
     import ntkprefix as nk
 
     Q, K, V, K_P, V_P = (jnp.asarray(x, jnp.float64) for x in inst)
     m, L, d = K_P.shape[0], Q.shape[0], Q.shape[1]
-    n = m + L
-    out = [
-        calibration(
-            "prefix_attention_equals_dense_softmax",
-            "ntkprefix.prefix_attention (streamed, running log-sum-exp) = dense softmax over all m + L scores",
-            _relative_max(nk.prefix_attention(Q, K, V, K_P, V_P, causal=causal),
-                          dense_prefix_attention(Q, K, V, K_P, V_P, causal=causal)),
-            4 * gamma(n + d), f"4 gamma_N, N = m + L + d = {n + d}: two length-N positive sums and a division, both routes",
-        )
-    ]
     phi = nk.taylor_feature_map(d, degree)
-    Z, k = nk.reduce_prefix(K_P, V_P, phi, chunk_size=max(1, m // 3))  # several chunks, the last one padded
-    ntk = nk.ntk_attention(Q, K, V, Z, k, phi, causal=causal)
-    direct = taylor_kernel_attention(Q, K, V, K_P, V_P, degree, causal=causal)
+    exact, taylor = 0.0, 0.0
+    for rows in (m, min(2, m)):
+        K_r, V_r = K_P[:rows], V_P[:rows]
+        exact = max(exact, _relative_max(nk.prefix_attention(Q, K, V, K_r, V_r, causal=causal),
+                                         dense_prefix_attention(Q, K, V, K_r, V_r, causal=causal)))
+        Z, k = nk.reduce_prefix(K_r, V_r, phi, chunk_size=max(1, rows // 3))  # several chunks, the last one partial
+        taylor = max(taylor, _relative_max(nk.ntk_attention(Q, K, V, Z, k, phi, causal=causal),
+                                           taylor_kernel_attention(Q, K, V, K_r, V_r, degree, causal=causal)))
+    n = m + L
     # The monomial expansion sums r = C(d+g, g) products whose absolute sum is T_g(|q||k'|/sqrt d) <= e^{S_abs}
     # against e^{-S} <= T_g(s): condition e^{2 S_abs} (bounds.rounding_allowance uses the same kappa).
     s_abs = float(jnp.max(jnp.abs(Q) @ jnp.abs(K_P).T) / math.sqrt(d))
     n_terms = m + L + phi.r + 2 * degree + d
     kappa = math.exp(2 * s_abs)
-    out.append(
+    return [
+        calibration(
+            "prefix_attention_equals_dense_softmax",
+            f"ntkprefix.prefix_attention (streamed, running log-sum-exp) = dense softmax over all scores (m = {m} and 2)",
+            exact, 4 * gamma(n + d), f"4 gamma_N, N = m + L + d = {n + d}: two length-N positive sums and a division",
+        ),
         calibration(
             "ntk_attention_with_reduction_equals_taylor_kernel",
             f"ntk_attention(Q, K, V, reduce_prefix(K_P, V_P, phi_g)) with the Taylor map g = {degree} (r = {phi.r}), "
-            "chunked = the Taylor-kernel attention summed directly",
-            _relative_max(ntk, direct),
-            8 * gamma(n_terms) * kappa,
+            f"chunked = the Taylor-kernel attention summed directly (m = {m} and 2)",
+            taylor, 8 * gamma(n_terms) * kappa,
             f"8 gamma_N kappa, N = m + L + r + 2g + d = {n_terms}, kappa = e^(2 S_abs) = {kappa:.3g}",
-        )
-    )
-    return out
+        ),
+    ]
 
 
 def _forward(W, X, a):

@@ -2,8 +2,10 @@
 
 ``python -m verify.mutants`` (or ``make mutants``) copies the repository's tracked files into a temporary folder,
 plants one semantic fault of the list below in ``ntkprefix/`` (a fault a real bug could introduce), runs
-``python -m verify --all --quick`` and the tests that concern it in the copy, and compares the verdicts with those of
-the unmutated copy. A fault is caught when a verdict changed (an instrument error included) or a test failed; a fault
+``python -m verify --all --quick`` and the tests that concern it in the copy, and compares the outcomes with those of
+the unmutated copy. A fault is caught when an outcome changed (the verdict, an instrument error included, or the set
+of failed conditions and predictions: a claim that is already violated must not hide a new failure) or a test
+failed; a fault
 that neither catches is a finding: the checks or the tests must be strengthened. It prints the kill rate and the wall
 time. It is too slow for CI; one CI test runs one fault end to end (tests/test_mutants.py).
 
@@ -128,7 +130,8 @@ def _env() -> dict:
 
 
 def run_verdicts(root: Path, claims: list[str]) -> dict:
-    """{claim: verdict} of ``python -m verify CLAIMS --quick`` in the copy at root (its own packages first)."""
+    """{claim: "verdict [failed: names]"} of ``python -m verify CLAIMS --quick`` in the copy at root (its own packages
+    first)."""
     out = root / "mutant_out"
     proc = subprocess.run([sys.executable, "-m", "verify", *claims, "--quick", "--out", str(out), "--json",
                            str(out / "r.json")], cwd=root, capture_output=True, text=True, env=_env())
@@ -137,7 +140,11 @@ def run_verdicts(root: Path, claims: list[str]) -> dict:
         return {claim: f"crashed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}" for claim in claims}
     data = json.loads(path.read_text())
     records = data.get("results", [data])
-    return {r["claim"]: r["verdict"] for r in records}
+    outcome = {}
+    for r in records:
+        failed = sorted(x["name"] for x in r["conditions"] + r["predictions"] if not x["met"])
+        outcome[r["claim"]] = r["verdict"] + (f" [failed: {', '.join(failed)}]" if failed else "")
+    return outcome
 
 
 def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
