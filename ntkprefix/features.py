@@ -15,6 +15,7 @@ Degree selection (:func:`taylor_degree`) uses the exact relative Taylor remainde
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import functools
 import math
 from typing import Literal
@@ -24,10 +25,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkprefix import bounds
-from ntkprefix._validation import require
+from ntkprefix._validation import (
+    as_float_array,
+    is_traced,
+    require,
+    require_finite,
+    require_int,
+    require_scalar,
+)
 
 __all__ = [
+    "FEATURE_MEMORY_BUDGET_BYTES",
     "FeatureMap",
+    "feature_bytes",
     "taylor_feature_map",
     "elu_feature_map",
     "taylor_feature_dimension",
@@ -61,24 +71,48 @@ def _monomial_tables(d: int, g: int) -> tuple[tuple[np.ndarray, np.ndarray], ...
 
 
 @functools.lru_cache(maxsize=None)
-def _monomial_log_weights(d: int, g: int) -> np.ndarray:
-    """log(1 / sqrt(alpha!)) for every monomial alpha, in the order the tables produce them (degree 0 first)."""
+def _monomial_weights(d: int, g: int) -> np.ndarray:
+    """1 / sqrt(alpha!) = prod_i 1 / sqrt(alpha_i!) for every monomial alpha, in the order the tables produce them
+    (degree 0 first), in float64.
+
+    Each factor 1 / sqrt(a!) is computed in exact decimal arithmetic and rounded once; a monomial multiplies at most
+    min(d, g) factors different from 1, so every weight carries relative error at most gamma_{2 min(d, g) + 1}
+    (u = 2^-53): no cancellation, no exp of a rounded logarithm.
+    """
+    with decimal.localcontext() as ctx:
+        ctx.prec = 40
+        factor = np.array([float(1 / decimal.Decimal(math.factorial(a)).sqrt()) for a in range(g + 1)])
     exponents = [np.zeros((1, d), dtype=np.int64)]
     for parent, variable in _monomial_tables(d, g):
         nxt = exponents[-1][parent].copy()
         nxt[np.arange(len(variable)), variable] += 1
         exponents.append(nxt)
     alpha = np.concatenate(exponents, axis=0)
-    from scipy.special import gammaln
+    return np.prod(factor[alpha], axis=1)
 
-    return -0.5 * gammaln(alpha + 1.0).sum(axis=1)
+
+#: Memory budget of a feature map, in bytes: :func:`taylor_feature_map` refuses a map whose
+#: :attr:`FeatureMap.bytes_needed` exceeds it (1 GiB; pass ``memory_budget`` to allow more). Applying a Taylor map of
+#: r = C(d + g, g) features builds index tables of r entries on the host and Z, k of r (d + 1) numbers, so r is the
+#: quantity that must stay bounded: taylor_feature_map(64, 12) would have r = 3.1e13.
+FEATURE_MEMORY_BUDGET_BYTES = 2**30
 
 
 def taylor_feature_dimension(d: int, g: int) -> int:
     """r = C(d + g, g): the number of monomials of degree <= g in d variables [derived]."""
-    require(isinstance(d, (int, np.integer)) and d >= 1, f"d must be an integer >= 1, got {d!r}")
-    require(isinstance(g, (int, np.integer)) and g >= 0, f"degree g must be an integer >= 0, got {g!r}")
+    require_int("d", d, low=1)
+    if isinstance(g, (bool, np.bool_)) or not isinstance(g, (int, np.integer)) or g < 0:
+        raise ValueError(f"degree g must be an integer >= 0, got {g!r}")
     return math.comb(int(d) + int(g), int(g))
+
+
+def feature_bytes(d: int, r: int) -> int:
+    """Bytes a feature map of dimension r for inputs of dimension d needs to be used: 8 r (d + 4)  [code].
+
+    Counted in float64: the parameters Z (r x d, with d_v = d as in the paper) and k (r), the host tables of the
+    Taylor map (two int64 indices and one float64 weight per feature), i.e. 8 r d + 8 r + 24 r bytes.
+    """
+    return 8 * int(r) * (int(d) + 4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,23 +123,55 @@ class FeatureMap:
       kind: ``"taylor"`` (polynomial method, Theorem 4.1 [derived]) or ``"elu"`` (the authors' code [code]).
       d: the input dimension it was built for; applying it to another d raises ``ValueError``.
       degree: the Taylor degree g (``None`` for ELU+1).
+      memory_budget: the largest :attr:`bytes_needed` accepted (None: :data:`FEATURE_MEMORY_BUDGET_BYTES`). It is not
+        part of the map's identity (equality and hash ignore it).
       r: the feature dimension.
       sign_definite: whether every feature is non-negative for every input (ELU+1 yes; Taylor only for g = 0).
         Where it is False the authors' ``abs(k)`` changes the result [derived].
       covered_by_theorem_4_1: whether Theorem 4.1 speaks about this map.
 
-    Hashable, so it can be a static argument of :func:`jax.jit`.
+    Hashable, so it can be a static argument of :func:`jax.jit`. Construction validates kind, d, degree and the
+    memory budget (ValueError).
+
+    Numerics. ELU+1 is evaluated without cancellation, to within err_exp + u relative (see ``_elu_plus_one``). The
+    Taylor features phi_alpha(x) = w_alpha prod_i y_i^alpha_i, y = x / d^{1/4}, are products of positive weights and
+    of the y_i: no difference is formed, and each carries relative error at most gamma_{5g+2} (three roundings per y_i,
+    g - 1 products, a weight with relative error gamma_{2 min(d, g) + 1}, one product with it). They overflow when
+    max|y|^g exceeds the dtype's largest number: :meth:`__call__` refuses such x with a ValueError instead of
+    returning inf.
     """
 
     kind: Literal["taylor", "elu"]
     d: int
     degree: int | None = None
+    memory_budget: int | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        require(self.kind in ("taylor", "elu"), f"kind must be 'taylor' or 'elu', got {self.kind!r}")
+        require_int("d", self.d, low=1)
+        if self.kind == "elu":
+            require(self.degree is None, f"the ELU+1 map has no degree, got degree={self.degree!r}")
+        else:
+            taylor_feature_dimension(self.d, self.degree)
+        budget = FEATURE_MEMORY_BUDGET_BYTES if self.memory_budget is None else self.memory_budget
+        require_int("memory_budget", budget, low=0)
+        require(
+            self.bytes_needed <= budget,
+            f"{self.label} needs r = {self.r:.4g} features ({self.bytes_needed:.4g} bytes for Z, k and the feature "
+            f"tables, 8 r (d + 4) in float64), above the memory budget of {budget:.4g} bytes; lower the degree, or pass "
+            f"memory_budget (bytes) to taylor_feature_map to allow it",
+        )
 
     @property
     def r(self) -> int:
         if self.kind == "taylor":
             return taylor_feature_dimension(self.d, self.degree)
         return self.d
+
+    @property
+    def bytes_needed(self) -> int:
+        """:func:`feature_bytes` (d, r): the float64 memory the map and its parameters (Z, k) need."""
+        return feature_bytes(self.d, self.r)
 
     @property
     def sign_definite(self) -> bool:
@@ -119,16 +185,35 @@ class FeatureMap:
     def label(self) -> str:
         return f"Taylor g={self.degree} (r={self.r})" if self.kind == "taylor" else f"ELU+1 (r={self.r})"
 
+    def require_representable(self, name: str, x: jax.Array) -> None:
+        """ValueError if phi(x) would overflow x's dtype: Taylor features reach max|x / d^{1/4}|^g (weights <= 1).
+
+        Skipped when x is traced. ELU+1 never overflows (phi(x) <= 1 + |x|).
+        """
+        if self.kind != "taylor" or self.degree == 0 or is_traced(x):
+            return
+        largest = float(jnp.max(jnp.abs(x))) / self.d**0.25 if x.size else 0.0
+        limit = float(jnp.finfo(x.dtype).max)
+        if largest > 1 and self.degree * math.log(largest) >= math.log(limit):
+            raise ValueError(
+                f"{self.label}: max |{name}| / d^(1/4) = {largest:.4g}, so its degree-{self.degree} monomials reach "
+                f"{largest:.4g}^{self.degree} = 10^{self.degree * math.log10(largest):.1f}, beyond the largest "
+                f"{x.dtype} ({limit:.4g}); expected max |{name}| < d^(1/4) {limit:.4g}^(1/{self.degree}) = "
+                f"{self.d**0.25 * limit ** (1 / self.degree):.4g}"
+            )
+
     def __call__(self, x: jax.Array) -> jax.Array:
-        """phi(x) for x of shape (..., d); returns (..., r) in x's dtype."""
-        x = jnp.asarray(x)
+        """phi(x) for x of shape (..., d); returns (..., r) in x's floating dtype (integers: the default float)."""
+        x = as_float_array("x", x, f"(..., {self.d})")
         if x.ndim < 1 or x.shape[-1] != self.d:
             raise ValueError(
                 f"{self.label} feature map was built for d={self.d}, but received an array of shape "
                 f"{tuple(x.shape)} (last axis {x.shape[-1] if x.ndim else 'missing'}); expected (..., {self.d})"
             )
+        require_finite("x", x)
+        self.require_representable("x", x)
         if self.kind == "elu":
-            return jax.nn.elu(x / self.d**0.25) + 1.0
+            return _elu_plus_one(x, self.d)
         return _taylor_features(x, self.d, self.degree)
 
 
@@ -140,11 +225,96 @@ def _taylor_features(x: jax.Array, d: int, g: int) -> jax.Array:
     for parent, variable in _monomial_tables(d, g):
         blocks.append(blocks[-1][..., parent] * y[..., variable])
     monomials = jnp.concatenate(blocks, axis=-1)
-    weights = jnp.asarray(np.exp(_monomial_log_weights(d, g)), dtype=x.dtype)
+    weights = jnp.asarray(_monomial_weights(d, g), dtype=x.dtype)
     return monomials * weights
 
 
-def taylor_feature_map(d: int, g: int) -> FeatureMap:
+# ---- ELU+1 without cancellation ---------------------------------------------------------------------------------
+#
+# elu(y) + 1 written as (exp(y) - 1) + 1 loses every digit below exp(y) for y < 0: in float32 phi is off by 4e-4 at
+# y = -10 and is exactly 0 from y = -17 on. The map is evaluated instead as
+#
+#     phi(x) = y + 1   (x > 0),      phi(x) = exp(y)   (x <= 0),      y = k x,  k = d^{-1/4},
+#
+# with y carried as an unevaluated sum y_hi + y_lo (a double-word product), so that the only roundings are those of
+# exp (or of the two additions) and one multiplication:
+#
+# * k is split once, in exact decimal arithmetic, as k = k_hi + k_lo + O(u 2^-s k), k_hi having p - s significant
+#   bits (p = 24, s = 12 in float32; p = 53, s = 27 in float64) and k_lo rounded to the dtype.
+# * x is split exactly as x = x_hi + x_lo by clearing its s low mantissa bits (a bit mask, not arithmetic), so x_hi
+#   has p - s bits and x_lo at most s bits. Every product x_hi k_hi, x_lo k_hi then fits in p bits and is exact, so
+#   y_hi = fl(x k_hi) and e = (x_hi k_hi - y_hi) + x_lo k_hi = x k_hi - y_hi exactly (Dekker's two-product, written
+#   so that a fused multiply-add cannot change it: each product is exact with or without fusion).
+# * tail = e + x k_lo = x k - p up to 2^-s u |y| + u |tail| (|tail| <= 2^-(p-s) |y|: k_lo is the part of k below k_hi),
+#   and Fast2Sum renormalises p + tail into y_hi = fl(p + tail) and y_lo = its exact rounding error, |y_lo| <= u |y|.
+#   So y_hi + y_lo = k x up to (2^-s + 2^-(p-s)) u |y| relative to y, at most 2^-11 u |y| (float32).
+# * exp branch: exp(y_hi + y_lo) = exp(y_hi) (1 + y_lo + theta), |theta| <= y_lo^2 (|y_lo| <= u |y|, tiny), and
+#   r + r y_lo costs two roundings, so the relative error is err_exp + u (1 + 2^-10) + (u y)^2, err_exp being exp's
+#   own relative error at the representable point y_hi (XLA's exp: at most 1 eps = 2u, asserted in
+#   tests/test_features.py).
+# * x > 0 branch: fl(fl(y_hi + 1) + y_lo): two roundings of sums of non-negative terms, relative error <= 2u + O(u^2).
+#
+# Below y = log(smallest normal) (-87.3 in float32, -708.4 in float64) exp(y) is subnormal and carries the format's
+# absolute accuracy, not a relative one; that is the format, not cancellation. The derivative is given exactly by a
+# custom JVP: dphi/dx = k min(phi(x), 1) (k for x > 0, k exp(kx) for x <= 0; both equal k at 0).
+
+_SPLIT_BITS = {np.dtype(np.float32): 12, np.dtype(np.float64): 27}
+_UNSIGNED = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+
+
+def _high_part_mask(dtype) -> int:
+    bits = np.dtype(dtype).itemsize * 8
+    return ((1 << bits) - 1) ^ ((1 << _SPLIT_BITS[np.dtype(dtype)]) - 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _elu_scale(d: int, dtype_name: str) -> tuple[float, float, float]:
+    """(k, k_hi, k_lo) for k = d^{-1/4} in ``dtype``: k rounded; k_hi = k with its s low mantissa bits cleared;
+    k_lo = k - k_hi (from the exact decimal k) rounded to the dtype."""
+    dtype = np.dtype(dtype_name)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        k_exact = 1 / decimal.Decimal(d).sqrt().sqrt()
+        k = np.asarray(float(k_exact), dtype=dtype)
+        k_hi = (k.view(_UNSIGNED[dtype]) & _UNSIGNED[dtype](_high_part_mask(dtype))).view(dtype)
+        k_lo = np.asarray(float(k_exact - decimal.Decimal(float(k_hi))), dtype=dtype)
+    return float(k), float(k_hi), float(k_lo)
+
+
+def _split_high_low(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """x = hi + lo exactly, hi = x with its s low mantissa bits cleared (p - s significant bits), lo at most s bits."""
+    unsigned = _UNSIGNED[np.dtype(x.dtype)]
+    bits = jax.lax.bitcast_convert_type(x, unsigned)
+    hi = jax.lax.bitcast_convert_type(bits & unsigned(_high_part_mask(x.dtype)), x.dtype)
+    return hi, x - hi
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _elu_plus_one(x: jax.Array, d: int) -> jax.Array:
+    """elu(x / d^{1/4}) + 1, evaluated without cancellation (see the comment above)."""
+    dtype = np.dtype(x.dtype)
+    if dtype not in _SPLIT_BITS:  # float16, bfloat16: float32 is exact enough to round once to them
+        return _elu_plus_one(x.astype(jnp.float32), d).astype(x.dtype)
+    _, k_hi, k_lo = _elu_scale(d, dtype.name)
+    x_hi, x_lo = _split_high_low(x)
+    p = x * k_hi
+    tail = ((x_hi * k_hi - p) + x_lo * k_hi) + x * k_lo  # x k - p, up to 2^-s u |x k|
+    y_hi = p + tail  # renormalise (Fast2Sum, |p| >= |tail|): y_hi = fl(x k), y_lo its rounding error
+    y_lo = tail - (y_hi - p)
+    r = jnp.exp(jnp.minimum(y_hi, 0))  # only the x <= 0 branch uses it; the min keeps exp finite elsewhere
+    return jnp.where(x > 0, (y_hi + 1) + y_lo, r + r * y_lo)
+
+
+@_elu_plus_one.defjvp
+def _elu_plus_one_jvp(d, primals, tangents):
+    (x,), (x_dot,) = primals, tangents
+    phi = _elu_plus_one(x, d)
+    dtype = np.dtype(x.dtype)
+    k = _elu_scale(d, dtype.name if dtype in _SPLIT_BITS else "float32")[0]
+    return phi, (k * jnp.minimum(phi, 1)) * x_dot
+
+
+def taylor_feature_map(d: int, g: int, *, memory_budget: int | None = None) -> FeatureMap:
     """phi with <phi(q), phi(k)> = sum_{j=0}^{g} (<q,k>/sqrt(d))^j / j!  [derived; Theorem 4.1's polynomial method].
 
     phi_alpha(x) = (x / d^{1/4})^alpha / sqrt(alpha!) over the symmetric monomials alpha in N^d with
@@ -153,9 +323,11 @@ def taylor_feature_map(d: int, g: int) -> FeatureMap:
     Args:
       d: input dimension (the head dimension of Q and K).
       g: Taylor degree, g >= 0.
+      memory_budget: bytes; the map is refused (ValueError giving r and the bytes needed, 8 r (d + 4)) above it.
+        None means :data:`FEATURE_MEMORY_BUDGET_BYTES` (1 GiB).
     """
     taylor_feature_dimension(d, g)  # validates d and g
-    return FeatureMap("taylor", int(d), int(g))
+    return FeatureMap("taylor", int(d), int(g), memory_budget=memory_budget)
 
 
 def elu_feature_map(d: int) -> FeatureMap:
@@ -163,27 +335,37 @@ def elu_feature_map(d: int) -> FeatureMap:
 
     In the authors' code phi is applied to queries only and Z, k are learned; used with the closed-form
     reduction it gives the "linear attention" kernel <phi(q), phi(k)>, which is not exp(<q,k>/sqrt(d)).
+
+    Evaluated as x / d^{1/4} + 1 for x > 0 and exp(x / d^{1/4}) for x <= 0 (no cancellation), to within about
+    1.5 eps relative in float32 and float64 (measured worst: 1.01 eps float32, 0.99 eps float64, over x in [-80, 80]).
     """
-    require(isinstance(d, (int, np.integer)) and d >= 1, f"d must be an integer >= 1, got {d!r}")
+    require_int("d", d, low=1)
     return FeatureMap("elu", int(d), None)
 
 
 def taylor_degree(score_range: float, eps: float, *, max_degree: int = 200) -> int:
     """Smallest g with sup_{|s|<=S} |exp(s) - T_g(s)| / exp(s) <= eps  [derived].
 
-    Uses the exact relative remainder :func:`ntkprefix.bounds.taylor_relative_error`.
+    Uses the exact relative remainder :func:`ntkprefix.bounds.taylor_relative_error`, evaluated in log space, so any
+    finite S is accepted; where no degree up to ``max_degree`` reaches eps (for large S the degree needed is about
+    e S) the ValueError says so.
 
     Args:
       score_range: S, a bound on |<q, k'>| / sqrt(d) over every prefix score.
       eps: target entrywise relative error, 0 < eps < 1.
       max_degree: give up (ValueError) beyond this degree.
     """
-    require(np.isfinite(score_range) and score_range >= 0, f"score range S must be finite and >= 0, got {score_range!r}")
-    require(0 < eps < 1, f"target eps must lie in (0, 1), got {eps!r}")
+    S = require_scalar("score range S", score_range, low=0)
+    eps = require_scalar("target eps", eps, low=0, high=1, low_open=True, high_open=True)
+    max_degree = require_int("max_degree", max_degree, low=0)
+    log_eps = math.log(eps)
     for g in range(max_degree + 1):
-        if bounds.taylor_relative_error(score_range, g) <= eps:
+        if bounds.log_taylor_relative_error(S, g) <= log_eps:
             return g
-    raise ValueError(f"no Taylor degree <= {max_degree} reaches eps={eps:g} on |s| <= S={score_range:g}")
+    raise ValueError(
+        f"no Taylor degree <= {max_degree} reaches eps={eps:g} on |s| <= S={S:g} (the remainder at g={max_degree} is "
+        f"10^{bounds.log_taylor_relative_error(S, max_degree) / math.log(10):.4g}); raise max_degree or shrink S"
+    )
 
 
 def as23_degree(bound: float, eps: float) -> float:
@@ -195,8 +377,8 @@ def as23_degree(bound: float, eps: float) -> float:
     is comparable in growth with :func:`taylor_degree`, not in level. Where log(1/eps) / B <= e the first term is
     not meaningful and the formula reduces to B.
     """
-    require(bound > 0, f"bound B must be > 0, got {bound!r}")
-    require(0 < eps < 1, f"target eps must lie in (0, 1), got {eps!r}")
+    bound = require_scalar("bound B", bound, low=0, low_open=True)
+    eps = require_scalar("target eps", eps, low=0, high=1, low_open=True, high_open=True)
     log_inv = math.log(1.0 / eps)
     ratio = log_inv / bound
     first = log_inv / math.log(ratio) if ratio > math.e else 0.0
@@ -205,5 +387,5 @@ def as23_degree(bound: float, eps: float) -> float:
 
 def parameter_counts(m: int, d: int, r: int) -> dict[str, int]:
     """Trainable parameters: a prefix holds m d numbers; NTK-Attention holds Z (r x d) and k (r), r d + r  [paper]."""
-    require(m >= 1 and d >= 1 and r >= 1, f"m, d, r must be >= 1, got m={m}, d={d}, r={r}")
+    m, d, r = (require_int(name, v, low=1) for name, v in (("m", m), ("d", d), ("r", r)))
     return {"prefix": m * d, "ntk_attention": r * d + r}
