@@ -28,6 +28,8 @@ __all__ = [
     "require_signs",
     "require_scalar",
     "require_int",
+    "require_key",
+    "require_float_dtype",
 ]
 
 
@@ -158,11 +160,16 @@ def require_scalar(
     v = float(value)
     require(not np.isnan(v), f"{name} must be a real number, got NaN")
     require(allow_inf or np.isfinite(v), f"{name} must be finite, got {v!r}")
-    interval = f"{'(' if low_open else '['}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{')' if high_open else ']'}"
+    if low is not None and high is not None:
+        wanted = f"lie in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        wanted = f"be {'>' if low_open else '>='} {low:g}"
+    else:
+        wanted = f"be {'<' if high_open else '<='} {high:g}" if high is not None else ""
     if low is not None:
-        require(v > low if low_open else v >= low, f"{name} must lie in {interval}, got {value!r}")
+        require(v > low if low_open else v >= low, f"{name} must {wanted}, got {value!r}")
     if high is not None:
-        require(v < high if high_open else v <= high, f"{name} must lie in {interval}, got {value!r}")
+        require(v < high if high_open else v <= high, f"{name} must {wanted}, got {value!r}")
     return v
 
 
@@ -173,3 +180,26 @@ def require_int(name: str, value, *, low: int | None = None) -> int:
     if low is not None:
         require(int(value) >= low, f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def require_key(name: str, key) -> jax.Array:
+    """A jax PRNG key: a uint32 array of shape (2,) (``jax.random.PRNGKey``) or a typed key array of shape ()."""
+    if isinstance(key, jax.Array):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+            return key
+        if key.dtype == jnp.uint32 and key.shape == (2,):
+            return key
+    raise ValueError(
+        f"{name} must be a PRNG key (jax.random.PRNGKey(seed): uint32 of shape (2,), or jax.random.key(seed)), "
+        f"got shape {shape_of(key)} and dtype {_dtype_name(key)}"
+    )
+
+
+def require_float_dtype(name: str, dtype):
+    """dtype as a numpy floating dtype, or a ValueError."""
+    try:
+        dtype = jnp.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{name} must be a floating dtype, got {dtype!r}") from None
+    require(jnp.issubdtype(dtype, jnp.floating), f"{name} must be a floating dtype, got {dtype}")
+    return dtype
