@@ -59,11 +59,15 @@ def _check_output_scale(output_scale):
     return require_scalar("output_scale c_m", output_scale, low=0, low_open=True)
 
 
-def _check(W, X, a=None, Y=None, *, W_name: str = "W"):
+_ABSENT = object()
+
+
+def _check(W, X, a=_ABSENT, Y=_ABSENT, *, W_name: str = "W"):
     """(W, X, a, Y) as floating arrays of consistent shapes, finite, with a in {-1, +1}: ValueError otherwise.
 
-    a and Y may be None (not checked). Value checks are skipped for traced arguments. ``W_name`` is the weights'
-    name in the caller's signature (W0 for gradient descent).
+    a and Y may be left out (returned as None); passed as None they are an error like any other non-array. Value
+    checks are skipped for traced arguments. ``W_name`` is the weights' name in the caller's signature (W0 for
+    gradient descent).
     """
     W = as_float_array(W_name, W, "(d, m)", rank=2)
     d, m = W.shape
@@ -71,11 +75,15 @@ def _check(W, X, a=None, Y=None, *, W_name: str = "W"):
     require(X.shape[1] == d, f"X must have shape (n, {d}) to match {W_name} {shape_of(W)}, got {shape_of(X)}")
     require_finite(W_name, W)
     require_finite("X", X)
-    if a is not None:
+    if a is _ABSENT:
+        a = None
+    else:
         a = as_float_array("a", a, f"(d_out, {m})", rank=2)
         require(a.shape[1] == m, f"a must have shape (d_out, {m}) to match {W_name} {shape_of(W)}, got {shape_of(a)}")
         require_signs("a", a)
-    if Y is not None:
+    if Y is _ABSENT:
+        Y = None
+    else:
         require(a is not None, "Y needs a (its d_out)")
         Y = as_float_array("Y", Y, f"(n, d_out) = ({X.shape[0]}, {a.shape[0]})")
         require(

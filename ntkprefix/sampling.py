@@ -139,4 +139,5 @@ def perturbation_directions(key: jax.Array, W: jax.Array) -> jax.Array:
     """U (d, m) with every column of unit norm: W + R U moves each w_r by exactly R (Lemma 3.1's ball, at its edge)."""
     key = require_key("key", key)
     W = as_float_array("W", W, "(d, m)", rank=2)
+    require_finite("W", W)  # only its shape and dtype are used, but W + R U would carry the non-finite entries
     return _unit_rows(key, (W.shape[1], W.shape[0]), W.dtype).T
