@@ -18,8 +18,15 @@ term. Both grow with t, so sup_{|s|<=S} = S^{g+1}/(g+1)! 1F1(g+1; g+2; S)  (:fun
 It is at most the Lagrange form S^{g+1} e^S / (g+1)!, which is at most PAPER.md's S^{g+1} e^{2S} / (g+1)!.
 
 Rounding term. The kernel term is a statement in exact arithmetic. Measured in floating point, the computed
-NTK-Attention output and the computed reference each carry rounding; :func:`rounding_allowance` bounds it with
-Higham's gamma_N = N u / (1 - N u) to first order (see its docstring).
+NTK-Attention output and the computed reference each carry rounding; :func:`rounding_allowance` bounds it in
+Higham's standard model with gamma_N = N u / (1 - N u), not to first order only (see its docstring).
+
+Numerics of this module (audited for issue 9). The remainder is evaluated in log space
+(:func:`log_taylor_relative_error`): a positive series, or a closed form whose only difference, 1 - (-1)^g e^{-lead},
+loses at most 2 bits; no scipy 1F1, which overflows beyond S of about 700. Every other bound is a product and sum of
+positive terms, formed in log space where it may leave float64 (inf, never OverflowError); the differences 1 - eps,
+1 - gamma, 1 - e_ are bounds' own denominators, evaluated once each, and the bound is returned as inf where they
+reach 0.
 """
 
 from __future__ import annotations
@@ -198,12 +205,12 @@ def rounding_allowance(
     * NTK-Attention. Input terms as the reference. The prefix terms are phi(q)^T Z and phi(q)^T k, Z and k the
       reduction's sums over m rows; every Taylor feature carries relative error gamma_{6g+2} (see
       :class:`ntkprefix.features.FeatureMap`), so the computed sums differ from the exact ones by at most
-      gamma_{m + r + 12g + 6} sum_j sum_alpha |phi_alpha(q) phi_alpha(k_j)| V = gamma V sum_j T_g(a_j),
+      gamma_{m + r + 12g + 7} sum_j sum_alpha |phi_alpha(q) phi_alpha(k_j)| V = gamma V sum_j T_g(a_j),
       a_j = sum_i |q_i k_ji| / sqrt(d) <= S_abs. These are the differences of nearly equal numbers of the method
       (the Taylor terms alternate in sign); their size is bounded through T_g(a_j) <= e^{a_j} <= e^{2 S_abs} e^{s_j}
       and P = sum_j T_g(s_j) >= (1 - eps) sum_j e^{s_j}, i.e. by gamma_N kappa relative to the exact prefix mass.
       The normalisation by mu and e^{log mu - M} adds the xi and three roundings. Hence e_ntk.
-    N must be at least max(5m + L + 16, m + r + 12g + 6, d + 3): :func:`theorem_4_1_bound` passes
+    N must be at least max(5m + L + 16, m + r + 12g + 7, d + 3): :func:`theorem_4_1_bound` passes
     5m + L + r + 12g + d + 32. The bound is evaluated from positive terms, in float64; its own rounding is far below
     its size (relative 1e-14).
 

@@ -135,8 +135,8 @@ class FeatureMap:
 
     Numerics. ELU+1 is evaluated without cancellation, to within err_exp + u relative (see ``_elu_plus_one``). The
     Taylor features phi_alpha(x) = w_alpha prod_i y_i^alpha_i, y = x / d^{1/4}, are products of positive weights and
-    of the y_i: no difference is formed, and each carries relative error at most gamma_{5g+2} (three roundings per y_i,
-    g - 1 products, a weight with relative error gamma_{2 min(d, g) + 1}, one product with it). They overflow when
+    of the y_i: no difference is formed, and each carries relative error at most gamma_{6g+2} (three roundings per
+    y_i, at most 3g; g - 1 products; a weight with relative error gamma_{2 min(d, g) + 1}; one product with it). They overflow when
     max|y|^g exceeds the dtype's largest number: :meth:`__call__` refuses such x with a ValueError instead of
     returning inf.
     """
