@@ -216,6 +216,20 @@ class FeatureMap:
             return _elu_plus_one(x, self.d)
         return _taylor_features(x, self.d, self.degree)
 
+    def scaled(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(phi_scaled, c) with phi(x) = phi_scaled e^c, c of shape x.shape[:-1]: the features with their common scale
+        carried in log space, so that no feature of a row underflows when all of them are tiny  [derived].
+
+        ELU+1: c = min(max_i y_i, 0) over the row (y = x / d^{1/4}, so c < 0 only when every x_i <= 0 and every
+        feature is exp(y_i) < 1), and phi_scaled_i = exp(y_i - c), the difference formed exactly (two-sum), so it has
+        the accuracy of phi itself (plus one rounding). Without it float32 loses the whole prefix term of a query whose features are all
+        below 1e-38 (y < -87.3) although its scores are lower still. Taylor: c = 0 (the constant feature is 1).
+        Used by :func:`ntkprefix.attention.ntk_attention`; no input checks (an internal helper for traced code).
+        """
+        if self.kind == "elu":
+            return _elu_plus_one_scaled(x, self.d)
+        return _taylor_features(x, self.d, self.degree), jnp.zeros(x.shape[:-1], x.dtype)
+
 
 def _taylor_features(x: jax.Array, d: int, g: int) -> jax.Array:
     # phi_alpha(x) = (x / d^(1/4))^alpha / sqrt(alpha!), so that
@@ -249,9 +263,11 @@ def _taylor_features(x: jax.Array, d: int, g: int) -> jax.Array:
 #   and Fast2Sum renormalises p + tail into y_hi = fl(p + tail) and y_lo = its exact rounding error, |y_lo| <= u |y|.
 #   So y_hi + y_lo = k x up to (2^-s + 2^-(p-s)) u |y| relative to y, at most 2^-11 u |y| (float32).
 # * exp branch: exp(y_hi + y_lo) = exp(y_hi) (1 + y_lo + theta), |theta| <= y_lo^2 (|y_lo| <= u |y|, tiny), and
-#   r + r y_lo costs two roundings, so the relative error is err_exp + u (1 + 2^-10) + (u y)^2, err_exp being exp's
-#   own relative error at the representable point y_hi (XLA's exp: at most 1 eps = 2u, asserted in
-#   tests/test_features.py).
+#   r + r y_lo costs two roundings of which the first is on the small term, so the relative error is
+#   err_exp + u (1 + 2^-10) + (u y)^2, err_exp being exp's own relative error at the representable point y_hi (XLA's
+#   exp: at most 1 eps = 2u, asserted in tests/test_features.py). Where r y_lo would be subnormal (r below
+#   2^p times the smallest normal: y < -70.7 in float32), XLA's CPU code flushes it to zero, so r fl(1 + y_lo) is
+#   used there instead: two full roundings, err_exp + 2u (1 + 2^-10) + (u y)^2. The bound is thus 2 eps + O(u^2).
 # * x > 0 branch: fl(fl(y_hi + 1) + y_lo): two roundings of sums of non-negative terms, relative error <= 2u + O(u^2).
 #
 # Below y = log(smallest normal) (-87.3 in float32, -708.4 in float64) exp(y) is subnormal and carries the format's
@@ -289,20 +305,70 @@ def _split_high_low(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return hi, x - hi
 
 
+def _scaled_input(x: jax.Array, d: int) -> tuple[jax.Array, jax.Array]:
+    """y_hi + y_lo = x d^{-1/4} to about 2^-11 u |y| (float32), y_hi = fl(x d^{-1/4})  (see the comment above)."""
+    _, k_hi, k_lo = _elu_scale(d, np.dtype(x.dtype).name)
+    x_hi, x_lo = _split_high_low(x)
+    p = x * k_hi
+    tail = ((x_hi * k_hi - p) + x_lo * k_hi) + x * k_lo  # x k - p, up to 2^-s u |x k|
+    y_hi = p + tail  # renormalise (Fast2Sum, |p| >= |tail|): y_hi = fl(x k), y_lo its rounding error
+    return y_hi, tail - (y_hi - p)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _elu_plus_one(x: jax.Array, d: int) -> jax.Array:
     """elu(x / d^{1/4}) + 1, evaluated without cancellation (see the comment above)."""
     dtype = np.dtype(x.dtype)
     if dtype not in _SPLIT_BITS:  # float16, bfloat16: float32 is exact enough to round once to them
         return _elu_plus_one(x.astype(jnp.float32), d).astype(x.dtype)
-    _, k_hi, k_lo = _elu_scale(d, dtype.name)
-    x_hi, x_lo = _split_high_low(x)
-    p = x * k_hi
-    tail = ((x_hi * k_hi - p) + x_lo * k_hi) + x * k_lo  # x k - p, up to 2^-s u |x k|
-    y_hi = p + tail  # renormalise (Fast2Sum, |p| >= |tail|): y_hi = fl(x k), y_lo its rounding error
-    y_lo = tail - (y_hi - p)
+    y_hi, y_lo = _scaled_input(x, d)
     r = jnp.exp(jnp.minimum(y_hi, 0))  # only the x <= 0 branch uses it; the min keeps exp finite elsewhere
-    return jnp.where(x > 0, (y_hi + 1) + y_lo, r + r * y_lo)
+    return jnp.where(x > 0, (y_hi + 1) + y_lo, _times_one_plus(r, y_lo))
+
+
+def _times_one_plus(r: jax.Array, delta: jax.Array) -> jax.Array:
+    """r (1 + delta) for |delta| <= 2^-11, to within 2u relative: r + r delta where r delta stays a normal number,
+    r fl(1 + delta) below (where r delta would be subnormal and XLA's CPU code flushes it to zero)."""
+    threshold = float(np.finfo(np.dtype(r.dtype)).tiny) * 2.0 ** np.finfo(np.dtype(r.dtype)).nmant
+    return jnp.where(r >= threshold, r + r * delta, r * (1 + delta))
+
+
+def _elu_plus_one_scaled(x: jax.Array, d: int) -> tuple[jax.Array, jax.Array]:
+    """(phi(x) e^{-c}, c), c = min(max_i y_i, 0) over the last axis, without underflow of the row's largest feature.
+
+    For x_i <= 0: exp(y_i - c) with t = y_hi - c formed exactly by Knuth's two-sum (t_hi + t_lo), so
+    exp(t_hi) (1 + t_lo + y_lo) has phi's accuracy plus one rounding. For x_i > 0 the row has c = 0 and the feature
+    is y_i + 1 as in :func:`_elu_plus_one`. c carries no gradient (it cancels in NTK-Attention's ratio, as a softmax
+    shift does); phi_scaled is differentiable with dphi_scaled/dx = e^{-c} dphi/dx.
+    """
+    dtype = np.dtype(x.dtype)
+    if dtype not in _SPLIT_BITS:
+        scaled, c = _elu_plus_one_scaled(x.astype(jnp.float32), d)
+        return scaled.astype(x.dtype), c.astype(x.dtype)
+    y_hi, _ = _scaled_input(jax.lax.stop_gradient(x), d)
+    c = jnp.minimum(jnp.max(jnp.where(x > 0, 0, y_hi), axis=-1), 0)
+    return _elu_shifted(x, jax.lax.stop_gradient(c), d), jax.lax.stop_gradient(c)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _elu_shifted(x: jax.Array, c: jax.Array, d: int) -> jax.Array:
+    """phi(x) e^{-c} for c <= 0 of shape x.shape[:-1], c = 0 on every row with an x_i > 0."""
+    y_hi, y_lo = _scaled_input(x, d)
+    a, b = y_hi, -c[..., None]
+    t_hi = a + b  # two-sum: t_hi + t_lo = y_hi - c exactly
+    b_virtual = t_hi - a
+    t_lo = (a - (t_hi - b_virtual)) + (b - b_virtual)
+    r = jnp.exp(jnp.minimum(t_hi, 0))
+    return jnp.where(x > 0, (y_hi + 1) + y_lo, _times_one_plus(r, t_lo + y_lo))
+
+
+@_elu_shifted.defjvp
+def _elu_shifted_jvp(d, primals, tangents):
+    (x, c), (x_dot, c_dot) = primals, tangents
+    scaled = _elu_shifted(x, c, d)
+    k = _elu_scale(d, np.dtype(x.dtype).name)[0]
+    slope = jnp.where(x > 0, k * jnp.exp(-c)[..., None], k * scaled)  # e^{-c} dphi/dx
+    return scaled, slope * x_dot - scaled * c_dot[..., None]
 
 
 @_elu_plus_one.defjvp
@@ -336,8 +402,8 @@ def elu_feature_map(d: int) -> FeatureMap:
     In the authors' code phi is applied to queries only and Z, k are learned; used with the closed-form
     reduction it gives the "linear attention" kernel <phi(q), phi(k)>, which is not exp(<q,k>/sqrt(d)).
 
-    Evaluated as x / d^{1/4} + 1 for x > 0 and exp(x / d^{1/4}) for x <= 0 (no cancellation), to within about
-    1.5 eps relative in float32 and float64 (measured worst: 1.01 eps float32, 0.99 eps float64, over x in [-80, 80]).
+    Evaluated as x / d^{1/4} + 1 for x > 0 and exp(x / d^{1/4}) for x <= 0 (no cancellation), to within 2 eps
+    relative in float32 and float64 wherever the result is a normal number (see the comment above _elu_plus_one).
     """
     require_int("d", d, low=1)
     return FeatureMap("elu", int(d), None)

@@ -68,14 +68,14 @@ def _elu_grid(dtype):
 
 
 def elu_relative_error_bound(y, dtype):
-    """err_exp + u (1 + 2^-9) + (u y)^2 + reference error: at most 1.5 eps + O(u^2) (derivation in features.py)."""
+    """err_exp + 2u (1 + 2^-9) + (u y)^2 + reference error: at most 2 eps + O(u^2) (derivation in features.py)."""
     eps = float(np.finfo(dtype).eps)
     u = eps / 2
-    return eps + u * (1 + 2.0**-9) + (u * np.abs(y)) ** 2 + (np.abs(y) + 2) * LONGDOUBLE_EPS
+    return eps + 2 * u * (1 + 2.0**-9) + (u * np.abs(y)) ** 2 + (np.abs(y) + 2) * LONGDOUBLE_EPS
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_elu_plus_one_is_accurate_to_1_5_eps_on_minus_80_to_80(dtype):
+def test_elu_plus_one_is_accurate_to_2_eps_on_minus_80_to_80(dtype):
     x = _elu_grid(dtype)
     for d in ELU_DIMENSIONS:
         x_d = np.concatenate([x, np.zeros((-x.size) % d, dtype)])  # every coordinate is the same map: fill rows of d
@@ -89,6 +89,23 @@ def test_elu_plus_one_is_accurate_to_1_5_eps_on_minus_80_to_80(dtype):
             f"d={d}: relative error {float(rel[worst]):.3e} = {float(rel[worst]) / np.finfo(dtype).eps:.3f} eps "
             f"> bound {float(bound[worst]):.3e} at x={x_d[worst]}"
         )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elu_plus_one_is_accurate_wherever_the_result_is_normal(dtype):
+    # Beyond [-80, 80]: y from log(smallest normal) to 0 (exp branch, including the range where r y_lo would be
+    # subnormal) and y up to 1e30 (x + 1 branch), for d whose scale d^(-1/4) is not exact.
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(6)
+    y = np.concatenate([rng.uniform(math.log(float(info.tiny)) + 1e-3, 0, 100_000), 10.0 ** rng.uniform(-30, 30, 20_000)])
+    for d in (2, 3, 7):
+        x = (y * d**0.25).astype(dtype)
+        x_d = np.concatenate([x, np.zeros((-x.size) % d, dtype)])
+        ref, y_exact = elu_plus_one_reference(x_d, d)
+        keep = ref >= float(info.tiny)  # results that are normal numbers
+        out = np.asarray(nk.elu_feature_map(d)(jnp.asarray(x_d.reshape(-1, d)))).reshape(-1)
+        rel = np.abs(out.astype(np.longdouble) - ref) / ref
+        assert np.all(rel[keep] <= elu_relative_error_bound(y_exact, dtype)[keep]), f"d={d}: {float(rel[keep].max()):.3e}"
 
 
 def test_elu_plus_one_no_longer_cancels_where_the_issue_measured_it():
@@ -118,6 +135,42 @@ def test_elu_plus_one_gradient_is_the_analytic_derivative(dtype):
         # at 0 exactly k rounded to the dtype, from either side's formula
         at_zero = float(jax.grad(lambda t: phi(jnp.full((d,), t, dtype))[0])(dtype(0.0)))
         assert at_zero == float(dtype(k))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scaled_elu_features_carry_the_scale_of_tiny_rows_in_log_space(dtype):
+    # phi(x) = phi_scaled e^c with c = min(max_i y_i, 0): rows far below the smallest normal number keep their
+    # features. phi_scaled has the accuracy of phi (bound of elu_relative_error_bound) plus one rounding (u).
+    rng = np.random.default_rng(5)
+    d = 3
+    x = np.concatenate([rng.uniform(-400, -100, (50, d)), rng.uniform(-80, 80, (50, d)), rng.uniform(-3, 0, (20, d))])
+    x = x.astype(dtype)
+    phi = nk.elu_feature_map(d)
+    scaled, c = (np.asarray(v) for v in phi.scaled(jnp.asarray(x)))
+    assert scaled.dtype == dtype and c.shape == (x.shape[0],)
+    ref, y = elu_plus_one_reference(x, d)
+    c_l = c.astype(np.longdouble)[:, None]
+    expected = np.where(y > 0, ref, np.exp(y - c_l))  # phi e^{-c}; c = 0 on rows with a positive entry
+    assert np.all(c <= 0) and np.all(c[(x > 0).any(axis=1)] == 0)
+    assert np.all(scaled.max(axis=1) >= 0.5)  # the largest feature of every row is representable, none flushed
+    keep = expected >= float(np.finfo(dtype).tiny)  # features far below their row's largest may be subnormal or 0
+    rel = np.abs(scaled.astype(np.longdouble) - expected) / expected
+    assert np.all((rel <= elu_relative_error_bound(y - c_l, dtype) + np.finfo(dtype).eps / 2) | ~keep)
+    # its derivative: e^{-c} dphi/dx (c carries no gradient)
+    tangent = np.asarray(jax.jvp(lambda v: phi.scaled(v)[0], (jnp.asarray(x),), (jnp.ones_like(jnp.asarray(x)),))[1])
+    k = _exact_scale(d)
+    exact = np.where(y > 0, k * np.exp(-c_l), k * expected)
+    keep = exact >= float(np.finfo(dtype).tiny)
+    rel = np.abs(tangent.astype(np.longdouble) - exact) / exact
+    assert np.all((rel <= elu_relative_error_bound(y - c_l, dtype) + 2 * np.finfo(dtype).eps) | ~keep)
+
+
+def test_taylor_features_are_not_rescaled():
+    phi = nk.taylor_feature_map(2, 3)
+    x = jnp.array([[0.5, -1.0], [-200.0, 3.0]])
+    scaled, c = phi.scaled(x)
+    np.testing.assert_array_equal(scaled, phi(x))
+    np.testing.assert_array_equal(c, 0.0)
 
 
 def test_elu_plus_one_second_derivative():

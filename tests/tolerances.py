@@ -107,9 +107,9 @@ def elu_ntk_attention_rounding(Q, K, V, Z, k, *, d: int, causal: bool, u: float,
     * the shift: u |s_j - M| and, for the prefix weight, log mu (2u (|log mu| + 1)) and u |log mu - M|, all at most
       u (3 Lambda + 2) with Lambda = 2 S_all + |log mu| + 1 bounding |s_j - M|, |log mu - M| and |log mu|;
     * exp: 2u; sums over L input keys and r features, products and the normalisation by mu: gamma_{L + r + 8};
-    * phi(q): relative error of the map itself, eps + u (1 + 2^-9) + (u y)^2 (tests/test_features.py), plus the
-      rounding of q, which moves exp(y) by |y| u: eps_phi = u (|y| + 3 + 2^-9) + (u y)^2 with y = max|q| / d^(1/4)
-      (only when the inputs are rounded: else eps_phi = u (3 + 2^-9) + (u y)^2);
+    * phi(q): relative error of the map itself, eps + 2u (1 + 2^-9) + (u y)^2 (tests/test_features.py; the log-scaled
+      form used by ntk_attention has the same bound), plus the rounding of q, which moves exp(y) by |y| u:
+      eps_phi = u (|y| + 4 + 2^-8) + (u y)^2 with y = max|q| / d^(1/4) (|y| u only when the inputs are rounded);
     * Z, k, V rounded (when the inputs are rounded): u each.
     eta = e^{xi} (1 + gamma_{L+r+8}) (1 + eps_phi) (1 + 3u) - 1 with xi = (gamma_{d+3} + 2u) S_all + u (3 Lambda + 2).
     """
@@ -128,7 +128,7 @@ def elu_ntk_attention_rounding(Q, K, V, Z, k, *, d: int, causal: bool, u: float,
     Lam = 2 * S_all + log_mu + 1
     y = float(np.abs(Q).max()) / d**0.25
     rounded = 1.0 if inputs_rounded else 0.0
-    eps_phi = u * (rounded * y + 3 + 2.0**-9) + (u * y) ** 2
+    eps_phi = u * (rounded * y + 4 + 2.0**-8) + (u * y) ** 2
     xi = (gamma(d + 3, u) + 2 * u * rounded) * S_all + u * (3 * Lam + 2)
     eta = math.exp(xi) * (1 + gamma(L + r + 8, u)) * (1 + eps_phi) * (1 + 3 * u * rounded) - 1
     Vz = float(np.max(np.abs(Z) / k[:, None])) * (1 + 2.0**-52)
