@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install verify verify-quick test bench figures mutants clean
+.PHONY: install verify verify-quick test test-thorough bench figures mutants clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ verify-quick: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Every hypothesis property (pytest marks them "hypothesis") with the thorough profile: 2000 random examples each.
+# The seed is printed first and in pytest's header; replay a run with `make test-thorough HYPOTHESIS_SEED=<seed>`.
+test-thorough: $(STAMP)
+	@seed=$${HYPOTHESIS_SEED:-$$($(PY) -c 'import random; print(random.getrandbits(32))')}; \
+	echo "hypothesis profile thorough, seed $$seed (replay: make test-thorough HYPOTHESIS_SEED=$$seed)"; \
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m hypothesis --hypothesis-seed=$$seed --hypothesis-show-statistics
 
 bench: $(STAMP)
 	$(PY) bench/attention.py

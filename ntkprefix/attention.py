@@ -13,8 +13,16 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ntkprefix._validation import require, require_finite, require_rank, shape_of
+from ntkprefix._validation import (
+    as_float_array,
+    require,
+    require_finite,
+    require_float_dtype,
+    require_int,
+    shape_of,
+)
 from ntkprefix.features import FeatureMap
 
 __all__ = [
@@ -51,14 +59,16 @@ def project(X: jax.Array, P: jax.Array, W_Q: jax.Array, W_K: jax.Array, W_V: jax
     Args:
       X: input, (L, d). P: prefix, (m, d). W_Q, W_K: (d, d_k). W_V: (d, d_v).
     """
-    require_rank("X", X, 2, "(L, d)")
-    require_rank("P", P, 2, "(m, d)")
+    X = as_float_array("X", X, "(L, d)", rank=2)
     d = X.shape[1]
+    P = as_float_array("P", P, f"(m, {d})", rank=2)
     require(P.shape[1] == d, f"P must have shape (m, {d}) to match X {shape_of(X)}, got {shape_of(P)}")
+    W_Q, W_K, W_V = (as_float_array(name, W, f"({d}, d_out)", rank=2) for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V)))
     for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V)):
-        require_rank(name, W, 2, f"({d}, d_out)")
         require(W.shape[0] == d, f"{name} must have shape ({d}, d_out) to match X {shape_of(X)}, got {shape_of(W)}")
     require(W_Q.shape == W_K.shape, f"W_Q and W_K must have the same shape, got {shape_of(W_Q)} and {shape_of(W_K)}")
+    for name, x in (("X", X), ("P", P), ("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V)):
+        require_finite(name, x)
     return Projected(X @ W_Q, X @ W_K, X @ W_V, P @ W_K, P @ W_V)
 
 
@@ -66,17 +76,18 @@ def _causal_mask(L: int) -> jax.Array:
     return jnp.tril(jnp.ones((L, L), dtype=bool))
 
 
-def _check_qkv(Q, K, V, causal: bool) -> tuple[int, int, int]:
-    require_rank("Q", Q, 2, "(L, d)")
+def _check_qkv(Q, K, V, causal: bool):
+    """(Q, K, V) as floating arrays with matching shapes and finite entries, and (L, d, d_v)."""
+    Q = as_float_array("Q", Q, "(L, d)", rank=2)
     L, d = Q.shape
-    require_rank("K", K, 2, f"({L}, {d})")
+    K = as_float_array("K", K, f"({L}, {d})", rank=2)
     require(K.shape == (L, d), f"K must have shape ({L}, {d}) to match Q, got {shape_of(K)}")
-    require_rank("V", V, 2, f"({L}, d_v)")
+    V = as_float_array("V", V, f"({L}, d_v)", rank=2)
     require(V.shape[0] == L, f"V must have shape ({L}, d_v) to match Q {shape_of(Q)}, got {shape_of(V)}")
-    require(isinstance(causal, bool), f"causal must be a bool, got {causal!r}")
+    require(isinstance(causal, (bool, np.bool_)), f"causal must be a bool, got {causal!r}")
     for name, x in (("Q", Q), ("K", K), ("V", V)):
         require_finite(name, x)
-    return L, d, V.shape[1]
+    return (Q, K, V), (L, d, V.shape[1])
 
 
 def prefix_attention(
@@ -93,7 +104,10 @@ def prefix_attention(
 
     Every query attends to all m prefix keys (never masked) and to the input keys (causally masked if
     ``causal``). Streams over the prefix in chunks of ``chunk_size`` rows with a running max and sum
-    (log-sum-exp), so the scores never exceed L x chunk_size in memory and no exp overflows.
+    (log-sum-exp), so the scores never exceed L x chunk_size in memory and no exp overflows. Every weight and sum
+    is positive, so nothing cancels except through the signs of V (rounding bounded in
+    :func:`ntkprefix.bounds.rounding_allowance`). Array-likes (lists, numpy, integers) are converted to floating
+    arrays; other dtypes, wrong shapes and non-finite entries are a ValueError.
 
     Args:
       Q, K: (L, d). V: (L, d_v). K_P: (m, d). V_P: (m, d_v), m >= 1.
@@ -103,17 +117,17 @@ def prefix_attention(
     Returns:
       (L, d_v) attention output.
     """
-    L, d, d_v = _check_qkv(Q, K, V, causal)
-    require_rank("K_P", K_P, 2, f"(m, {d})")
-    require_rank("V_P", V_P, 2, f"(m, {d_v})")
+    (Q, K, V), (L, d, d_v) = _check_qkv(Q, K, V, causal)
+    K_P = as_float_array("K_P", K_P, f"(m, {d})", rank=2)
+    V_P = as_float_array("V_P", V_P, f"(m, {d_v})", rank=2)
     m = K_P.shape[0]
     require(m >= 1, f"the prefix must have m >= 1 rows, got K_P of shape {shape_of(K_P)}")
     require(K_P.shape[1] == d, f"K_P must have shape (m, {d}) to match Q {shape_of(Q)}, got {shape_of(K_P)}")
     require(V_P.shape == (m, d_v), f"V_P must have shape ({m}, {d_v}) to match K_P and V, got {shape_of(V_P)}")
-    require(isinstance(chunk_size, int) and chunk_size >= 1, f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    chunk_size = require_int("chunk_size", chunk_size, low=1)
     require_finite("K_P", K_P)
     require_finite("V_P", V_P)
-    return _prefix_attention(Q, K, V, K_P, V_P, causal=causal, chunk_size=min(chunk_size, m))
+    return _prefix_attention(Q, K, V, K_P, V_P, causal=bool(causal), chunk_size=min(chunk_size, m))
 
 
 class PrefixAttentionState(NamedTuple):
@@ -134,9 +148,9 @@ class PrefixAttentionState(NamedTuple):
 
 def empty_prefix_state(Q: jax.Array, d_v: int, dtype=None) -> PrefixAttentionState:
     """The state of an empty prefix for queries Q (L, d): row_max = -inf, row_sum = 0, acc = 0, m = 0."""
-    require_rank("Q", Q, 2, "(L, d)")
-    require(isinstance(d_v, int) and d_v >= 1, f"d_v must be an int >= 1, got {d_v!r}")
-    dtype = jnp.result_type(Q) if dtype is None else dtype
+    Q = as_float_array("Q", Q, "(L, d)", rank=2)
+    d_v = require_int("d_v", d_v, low=1)
+    dtype = Q.dtype if dtype is None else require_float_dtype("dtype", dtype)
     L = Q.shape[0]
     return PrefixAttentionState(jnp.full((L,), -jnp.inf, dtype), jnp.zeros((L,), dtype), jnp.zeros((L, d_v), dtype), 0)
 
@@ -144,24 +158,29 @@ def empty_prefix_state(Q: jax.Array, d_v: int, dtype=None) -> PrefixAttentionSta
 def absorb_prefix(
     state: PrefixAttentionState, Q: jax.Array, K_rows: jax.Array, V_rows: jax.Array, *, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> PrefixAttentionState:
-    """The state extended by prefix rows (K_rows (n, d), V_rows (n, d_v)), streamed in chunks  [paper, Algorithm 1]."""
-    require_rank("Q", Q, 2, "(L, d)")
+    """The state extended by prefix rows (K_rows (n, d), V_rows (n, d_v)), streamed in chunks  [paper, Algorithm 1].
+
+    Array-likes are converted to floating arrays; wrong shapes and non-finite entries are a ValueError.
+    """
+    require(isinstance(state, PrefixAttentionState),
+            f"state must be a PrefixAttentionState (see empty_prefix_state), got {type(state).__name__}")
+    Q = as_float_array("Q", Q, "(L, d)", rank=2)
     L, d = Q.shape
     d_v = state.acc.shape[1]
     require(shape_of(state.row_max) == (L,), f"state was made for {state.row_max.shape[0]} queries, got Q {shape_of(Q)}")
-    require_rank("K_P", K_rows, 2, f"(n, {d})")
+    K_rows = as_float_array("K_P", K_rows, f"(n, {d})", rank=2)
     require(K_rows.shape[1] == d, f"K_P rows must have shape (n, {d}) to match Q {shape_of(Q)}, got {shape_of(K_rows)}")
+    V_rows = as_float_array("V_P", V_rows, f"({K_rows.shape[0]}, {d_v})", rank=2)
     require(shape_of(V_rows) == (K_rows.shape[0], d_v),
             f"V_P rows must have shape ({K_rows.shape[0]}, {d_v}) to match K_P and the state, got {shape_of(V_rows)}")
-    require(isinstance(chunk_size, int) and chunk_size >= 1, f"chunk_size must be an int >= 1, got {chunk_size!r}")
-    require_finite("K_P", K_rows)
-    require_finite("V_P", V_rows)
+    chunk_size = require_int("chunk_size", chunk_size, low=1)
+    for name, x in (("Q", Q), ("K_P", K_rows), ("V_P", V_rows)):
+        require_finite(name, x)
     n = K_rows.shape[0]
     if n == 0:
         return state
-    dtype = state.acc.dtype
-    row_max, row_sum, acc = _absorb_rows(state.row_max, state.row_sum, state.acc, Q.astype(dtype), K_rows, V_rows,
-                                         chunk_size=min(chunk_size, n))
+    row_max, row_sum, acc = _absorb_rows(state.row_max, state.row_sum, state.acc, Q.astype(state.acc.dtype), K_rows,
+                                         V_rows, chunk_size=min(chunk_size, n))
     return PrefixAttentionState(row_max, row_sum, acc, state.m + int(n))
 
 
@@ -169,18 +188,26 @@ def finish_prefix_attention(
     state: PrefixAttentionState, Q: jax.Array, K: jax.Array, V: jax.Array, *, causal: bool = False
 ) -> jax.Array:
     """softmax over the absorbed prefix rows and the input keys (causally masked if ``causal``), times [V_P; V]."""
-    L, d, d_v = _check_qkv(Q, K, V, causal)
+    require(isinstance(state, PrefixAttentionState),
+            f"state must be a PrefixAttentionState (see empty_prefix_state), got {type(state).__name__}")
+    (Q, K, V), (L, d, d_v) = _check_qkv(Q, K, V, causal)
     require(state.m >= 1, "the prefix state holds no rows; absorb at least one prefix row first")
     require(shape_of(state.acc) == (L, d_v), f"state has shape {shape_of(state.acc)}, but Q, V give ({L}, {d_v})")
-    return _finish(state.row_max, state.row_sum, state.acc, Q, K, V, causal=causal)
+    return _finish(state.row_max, state.row_sum, state.acc, Q, K, V, causal=bool(causal))
 
 
 def prefix_attention_stream(Q: jax.Array, K: jax.Array, V: jax.Array, chunks, *, causal: bool = False) -> jax.Array:
     """Algorithm 1 over a prefix given as an iterable of (K_rows, V_rows) chunks; the prefix never exists whole."""
-    _, _, d_v = _check_qkv(Q, K, V, causal)
+    (Q, K, V), (_, _, d_v) = _check_qkv(Q, K, V, causal)
     state = empty_prefix_state(Q, d_v, jnp.result_type(Q, K, V))
-    for K_rows, V_rows in chunks:
-        state = absorb_prefix(state, Q, K_rows, V_rows)
+    try:
+        iterator = iter(chunks)
+    except TypeError:
+        raise ValueError(f"chunks must be an iterable of (K_rows, V_rows) pairs, got {type(chunks).__name__}") from None
+    for i, chunk in enumerate(iterator):
+        require(isinstance(chunk, (tuple, list)) and len(chunk) == 2,
+                f"chunk {i} of the stream must be a pair (K_rows, V_rows), got {type(chunk).__name__}")
+        state = absorb_prefix(state, Q, chunk[0], chunk[1])
     require(state.m >= 1, "the stream held no prefix rows; expected at least one (K_rows, V_rows) chunk")
     return finish_prefix_attention(state, Q, K, V, causal=causal)
 
@@ -273,19 +300,36 @@ def ntk_attention(
     Returns:
       (L, d_v). Where the feature map is not sign-definite, a learned or altered (Z, k) can make a row's
       denominator vanish or turn negative; the output then is what the formula gives (inf or of either sign).
+
+    Numerics (audited for issue 9). The shift forms s_j - M and log mu - M, differences of possibly close numbers,
+    but no information is lost there: the differences are exact when the operands are within a factor 2 (Sterbenz)
+    and otherwise rounded once, so each weight exp(s_j - M) <= 1 gets relative error at most u |s_j - M|, i.e.
+    absolute error at most u / e relative to the largest weight 1 (bounded; the error of s_j itself, gamma_{d+3}
+    times sum_i |q_i k_ji| / sqrt(d), is the inputs' conditioning, not the shift's). The Taylor prefix sums
+    phi(q)^T Z and phi(q)^T k do cancel (the monomials alternate in sign); :func:`ntkprefix.bounds.rounding_allowance`
+    bounds that cancellation through kappa = e^{2 S_abs} / (1 - eps). ELU+1 features are non-negative, so for them
+    the prefix sums cancel only through the signs of V_P. Inputs are converted and checked first: array-likes become
+    floating arrays, non-finite entries are a ValueError, and a Taylor map whose features of Q would overflow is
+    refused (:meth:`ntkprefix.features.FeatureMap.require_representable`). The features of a query enter with their
+    common scale in log space (:meth:`ntkprefix.features.FeatureMap.scaled`), so a row whose ELU+1 features all lie
+    below the smallest normal number (float32: y < -87.3) keeps its prefix term instead of flushing it to 0 (found by
+    the thorough hypothesis run of issue 9: float32 was off by 2.6 at max score 580).
     """
-    L, d, d_v = _check_qkv(Q, K, V, causal)
+    (Q, K, V), (L, d, d_v) = _check_qkv(Q, K, V, causal)
     require(isinstance(feature_map, FeatureMap), f"feature_map must be a FeatureMap, got {type(feature_map).__name__}")
     require(
         feature_map.d == d,
         f"feature map {feature_map.label} was built for d={feature_map.d}, but Q has shape {shape_of(Q)} (d={d})",
     )
     r = feature_map.r
+    Z = as_float_array("Z", Z, f"(r, d_v) = ({r}, {d_v})")
+    k = as_float_array("k", k, f"(r,) = ({r},)")
     require(shape_of(Z) == (r, d_v), f"Z must have shape (r, d_v) = ({r}, {d_v}) for {feature_map.label} and V {shape_of(V)}, got {shape_of(Z)}")
     require(shape_of(k) == (r,), f"k must have shape (r,) = ({r},) for {feature_map.label}, got {shape_of(k)}")
     require_finite("Z", Z)
     require_finite("k", k)
-    return _ntk_attention(Q, K, V, Z, k, feature_map=feature_map, causal=causal)
+    feature_map.require_representable("Q", Q)
+    return _ntk_attention(Q, K, V, Z, k, feature_map=feature_map, causal=bool(causal))
 
 
 @functools.partial(jax.jit, static_argnames=("feature_map", "causal"))
@@ -296,14 +340,14 @@ def _ntk_attention(Q, K, V, Z, k, *, feature_map: FeatureMap, causal: bool):
     scores = (Q @ K.T) / jnp.sqrt(jnp.asarray(d, dtype))
     if causal:
         scores = jnp.where(_causal_mask(L), scores, -jnp.inf)
-    phi_Q = feature_map(Q)
-    u = phi_Q @ Z  # (L, d_v)
-    w = phi_Q @ k  # (L,)
+    phi_Q, log_scale = feature_map.scaled(Q)  # phi(Q) = phi_Q e^{log_scale}: features of tiny rows do not underflow
+    u = phi_Q @ Z  # (L, d_v), times e^{log_scale}
+    w = phi_Q @ k  # (L,), times e^{log_scale}
     # M >= every log-term of the row, so exp(s - M) <= 1 and the prefix term, normalised by its own magnitude mu,
     # enters as (u / mu) e^{log mu - M} with both factors <= 1. No clamp: a row whose only visible score is far below
     # log(tiny) and whose prefix term is exactly 0 still has its largest score's weight e^0 = 1 in the denominator.
     magnitude = jax.lax.stop_gradient(jnp.maximum(jnp.abs(w), jnp.abs(u).max(axis=1)))
-    log_magnitude = jnp.log(magnitude)  # -inf where the prefix term is exactly 0
+    log_magnitude = jnp.log(magnitude) + log_scale  # -inf where the prefix term is exactly 0
     shift = jax.lax.stop_gradient(jnp.maximum(scores.max(axis=1), log_magnitude))
     weights = jnp.exp(scores - shift[:, None])
     safe_magnitude = jnp.where(magnitude > 0, magnitude, 1.0)
@@ -321,9 +365,13 @@ def max_abs_score(Q: jax.Array, K_P: jax.Array, *, absolute_terms: bool = False,
     With ``absolute_terms`` it returns S_abs = max_{i,j} sum_l |q_il k_jl| / sqrt(d) instead (the range that
     controls rounding, :func:`ntkprefix.bounds.rounding_allowance`).
     """
-    require_rank("Q", Q, 2, "(L, d)")
-    require_rank("K_P", K_P, 2, f"(m, {Q.shape[1]})")
+    Q = as_float_array("Q", Q, "(L, d)", rank=2)
+    K_P = as_float_array("K_P", K_P, f"(m, {Q.shape[1]})", rank=2)
     require(K_P.shape[1] == Q.shape[1], f"K_P must have shape (m, {Q.shape[1]}) to match Q {shape_of(Q)}, got {shape_of(K_P)}")
+    require(isinstance(absolute_terms, (bool, np.bool_)), f"absolute_terms must be a bool, got {absolute_terms!r}")
+    chunk_size = require_int("chunk_size", chunk_size, low=1)
+    require_finite("Q", Q)
+    require_finite("K_P", K_P)
     if absolute_terms:
         Q, K_P = jnp.abs(Q), jnp.abs(K_P)
     best = 0.0

@@ -18,8 +18,15 @@ term. Both grow with t, so sup_{|s|<=S} = S^{g+1}/(g+1)! 1F1(g+1; g+2; S)  (:fun
 It is at most the Lagrange form S^{g+1} e^S / (g+1)!, which is at most PAPER.md's S^{g+1} e^{2S} / (g+1)!.
 
 Rounding term. The kernel term is a statement in exact arithmetic. Measured in floating point, the computed
-NTK-Attention output and the computed reference each carry rounding; :func:`rounding_allowance` bounds it with
-Higham's gamma_N = N u / (1 - N u) to first order (see its docstring).
+NTK-Attention output and the computed reference each carry rounding; :func:`rounding_allowance` bounds it in
+Higham's standard model with gamma_N = N u / (1 - N u), not to first order only (see its docstring).
+
+Numerics of this module (audited for issue 9). The remainder is evaluated in log space
+(:func:`log_taylor_relative_error`): a positive series, or a closed form whose only difference, 1 - (-1)^g e^{-lead},
+loses at most 2 bits; no scipy 1F1, which overflows beyond S of about 700. Every other bound is a product and sum of
+positive terms, formed in log space where it may leave float64 (inf, never OverflowError); the differences 1 - eps,
+1 - gamma, 1 - e_ are bounds' own denominators, evaluated once each, and the bound is returned as inf where they
+reach 0.
 """
 
 from __future__ import annotations
@@ -30,9 +37,11 @@ import math
 import numpy as np
 from scipy import special
 
-from ntkprefix._validation import require
+from ntkprefix._validation import require, require_int, require_scalar
 
 __all__ = [
+    "MAX_TAYLOR_DEGREE",
+    "log_taylor_relative_error",
     "taylor_relative_error",
     "taylor_relative_error_paper_form",
     "attention_error_bound",
@@ -46,31 +55,91 @@ __all__ = [
 ]
 
 
-def _check_range_degree(score_range: float, g: int) -> None:
-    require(np.isfinite(score_range) and score_range >= 0, f"score range S must be finite and >= 0, got {score_range!r}")
-    require(isinstance(g, (int, np.integer)) and g >= 0, f"degree g must be an integer >= 0, got {g!r}")
+#: Largest Taylor degree the remainder functions accept: far beyond any feature map that can be built
+#: (r = C(d + g, g) > 10^6 already for d = 2), and it keeps the log-space series below 10^6 terms.
+MAX_TAYLOR_DEGREE = 10**6
+
+_LOG_FLOAT_MAX = math.log(np.finfo(np.float64).max)  # 709.78: exp of anything larger is inf
+
+
+def _exp_or_inf(log_value: float) -> float:
+    """exp(log_value) as a float, inf where it exceeds the largest float64 (never OverflowError)."""
+    return math.inf if log_value > _LOG_FLOAT_MAX else math.exp(log_value)
+
+
+def _check_range_degree(score_range, g) -> tuple[float, int]:
+    S = require_scalar("score range S", score_range, low=0)
+    if isinstance(g, (bool, np.bool_)) or not isinstance(g, (int, np.integer)) or g < 0:
+        raise ValueError(f"degree g must be an integer >= 0, got {g!r}")
+    require(g <= MAX_TAYLOR_DEGREE, f"degree g must be <= {MAX_TAYLOR_DEGREE} (MAX_TAYLOR_DEGREE), got {g}")
+    return S, int(g)
+
+
+def _log_sum_exp(log_terms: np.ndarray) -> float:
+    top = float(np.max(log_terms))
+    return top + math.log(math.fsum(np.exp(log_terms - top)))
+
+
+def log_taylor_relative_error(score_range: float, g: int) -> float:
+    """log of sup_{|s|<=S} |exp(s) - T_g(s)| / exp(s) = log[S^{g+1}/(g+1)! 1F1(g+1; g+2; S)], in log space  [derived].
+
+    With t = S the supremum is E = (1/g!) int_0^t w^g e^w dw (see the module docstring), evaluated without
+    cancellation and without overflow for every finite S >= 0 and g <= :data:`MAX_TAYLOR_DEGREE`:
+
+    * t < 2(g + 1): the series E = t^{g+1}/(g+1)! sum_{j>=0} (g+1)/(g+1+j) t^j/j! has positive terms only; it is
+      summed in log space over j <= 2t + 64 (past j = 2t successive terms fall by more than 2, so the rest is below
+      2^-64 of the sum; for t > 10^4 over the window |j - t| <= 50 sqrt(t) + 64, outside which the terms are below
+      e^-1000 of the largest).
+    * t >= 2(g + 1): E = e^t t^g c / g! - (-1)^g with c = sum_{i<=g} (-1)^i g! / ((g-i)! t^i). The terms of c
+      alternate and fall by a factor (g-i)/t <= 1/2, so 1/2 <= c <= 1 and c has relative error below 8u (series cut
+      after 80 terms: the rest is below 2^-80); and e^t t^g c / g! >= e^2 / 2 > 3, so subtracting (-1)^g loses at most
+      2 bits, done as log1p.
+
+    Relative error of E: below 1e-13 (checked against exact decimal arithmetic in tests/test_bounds.py). scipy's
+    ``hyp1f1`` is not used: it overflows to inf for S above about 700 and its accuracy for large g is not stated.
+    """
+    t, g = _check_range_degree(score_range, g)
+    if t == 0:
+        return -math.inf
+    log_t = math.log(t)
+    if t >= 2 * (g + 1):
+        n = min(g, 80)
+        ratios = (g - np.arange(1, n + 1)) + 1.0
+        terms = np.concatenate([[1.0], np.cumprod(ratios / t)])
+        c = math.fsum(terms * (-1.0) ** np.arange(n + 1))
+        lead = t + g * log_t - math.lgamma(g + 1) + math.log(c)
+        return lead + math.log1p(-((-1) ** g) * math.exp(-lead))
+    if t <= 1e4:
+        j = np.arange(0, math.ceil(2 * t) + 65, dtype=np.float64)
+    else:
+        half_width = 50 * math.sqrt(t) + 64
+        j = np.arange(max(0, math.floor(t - half_width)), math.ceil(t + half_width) + 1, dtype=np.float64)
+    log_terms = math.log(g + 1) - np.log(g + 1 + j) + j * log_t - special.gammaln(j + 1)
+    return (g + 1) * log_t - math.lgamma(g + 2) + _log_sum_exp(log_terms)
 
 
 def taylor_relative_error(score_range: float, g: int) -> float:
     """sup_{|s|<=S} |exp(s) - T_g(s)| / exp(s) = S^{g+1}/(g+1)! * 1F1(g+1; g+2; S), exactly  [derived].
 
+    exp of :func:`log_taylor_relative_error` (accurate for every finite S, no overflow in the evaluation); inf where
+    the value exceeds the largest float64 (S above about 700 at g = 0).
+
     Args:
       score_range: S >= 0, the largest |<q, k'>| / sqrt(d) over the prefix scores.
       g: Taylor degree.
     """
-    _check_range_degree(score_range, g)
-    if score_range == 0:
-        return 0.0
-    log_lead = (g + 1) * math.log(score_range) - special.gammaln(g + 2)
-    return float(math.exp(log_lead) * special.hyp1f1(g + 1, g + 2, score_range))
+    return _exp_or_inf(log_taylor_relative_error(score_range, g))
 
 
 def taylor_relative_error_paper_form(score_range: float, g: int) -> float:
-    """S^{g+1} e^{2S} / (g+1)!: the looser entrywise bound written in PAPER.md section 1  [derived]."""
-    _check_range_degree(score_range, g)
-    if score_range == 0:
+    """S^{g+1} e^{2S} / (g+1)!: the looser entrywise bound written in PAPER.md section 1  [derived].
+
+    Evaluated as exp of its logarithm (a sum of positive terms, no cancellation); inf where it exceeds float64.
+    """
+    S, g = _check_range_degree(score_range, g)
+    if S == 0:
         return 0.0
-    return float(math.exp((g + 1) * math.log(score_range) + 2 * score_range - special.gammaln(g + 2)))
+    return _exp_or_inf((g + 1) * math.log(S) + 2 * S - special.gammaln(g + 2))
 
 
 def attention_error_bound(eps: float, value_bound: float) -> float:
@@ -78,44 +147,110 @@ def attention_error_bound(eps: float, value_bound: float) -> float:
 
     Infinite when eps >= 1 (the perturbed weights may then vanish or change sign: nothing is guaranteed).
     """
-    require(eps >= 0, f"eps must be >= 0, got {eps!r}")
-    require(value_bound >= 0, f"value bound max|V_C| must be >= 0, got {value_bound!r}")
+    eps = require_scalar("eps", eps, low=0, allow_inf=True)
+    value_bound = require_scalar("value bound max|V_C|", value_bound, low=0)
     if eps >= 1:
         return math.inf
     return 2.0 * eps / (1.0 - eps) * value_bound
 
 
+#: Every underflowing weight is off by at most the smallest normal float32 (XLA's CPU code may flush subnormals to
+#: zero); 2^-126 bounds it in float32 and float64.
+_UNDERFLOW = 2.0**-126
+
+
+def _gamma(n: float, u: float) -> float:
+    """Higham's gamma_n = n u / (1 - n u): |prod_{i<=n} (1 + delta_i)^{+-1} - 1| <= gamma_n for |delta_i| <= u."""
+    return n * u / (1.0 - n * u) if n * u < 1 else math.inf
+
+
 def rounding_allowance(
-    *, n_terms: int, eps: float, value_bound: float, score_abs_range: float, unit_roundoff: float
+    *,
+    n_terms: int,
+    eps: float,
+    value_bound: float,
+    score_abs_range: float,
+    unit_roundoff: float,
+    input_score_abs_range: float | None = None,
 ) -> float:
-    """First-order worst-case rounding of Algorithm 2 plus the reference Algorithm 1, in one number  [derived].
+    """Worst-case rounding of Algorithm 2 (Taylor map, with its reduction) plus the reference Algorithm 1  [derived].
 
-        2 gamma_N V / (1 - gamma_N)  +  2 gamma_N kappa V / ((1 - eps)(1 - gamma_N kappa)),
-        gamma_N = N u / (1 - N u),   kappa = exp(2 S_abs) / (1 - eps),
+        R = 2 e_ref V / (1 - e_ref) + 2 e_ntk V / (1 - e_ntk) + 4 u V + 4 N 2^-126 V max(1, V),
+        e_ref = e^xi (1 + gamma_N) - 1,      e_ntk = e^xi (1 + gamma_N)(1 + gamma_N kappa) - 1,
+        xi = gamma_N S_all + 4 u Lambda,     kappa = e^{2 S_abs} / (1 - eps),
+        Lambda = 3 S_all + log N + |log V| + |log(1 - eps)| + 1,     S_all = max(S_abs, S_abs,input),
 
-    The first term bounds the reference (positive weights, sums of length N). The second bounds NTK-Attention:
-    the monomial sums sum_j |phi(q)_alpha phi(k_j)_alpha| = sum_j T_g(a_j) <= sum_j exp(a_j), with
-    a_j = sum_i |q_i k_ji| / sqrt(d) <= S_abs, exceed the true denominator by at most kappa. N counts the
-    operations along the longest accumulation (m + L + r + 2g + d) plus a margin of 16 for exp, rescales and
-    the division; the caller passes it.
+    a bound on |T_computed - T| + |O_computed - O| per entry (T, O the exact outputs of the two algorithms), so that
+    |T_computed - O_computed| <= kernel term + R. Infinite where any factor reaches 1 (nothing is guaranteed).
+
+    Model: IEEE arithmetic, fl(a op b) = (a op b)(1 + delta), |delta| <= u, and two platform facts asserted in
+    tests/test_features.py: XLA's exp has relative error at most 2u (1 eps), its log absolute error at most
+    2u (|log x| + 1). Underflow is accounted for by the last term (every weight below 2^-126 may be lost).
+
+    Derivation, for one query row. Both algorithms compute O or T = (sum_j w_j v_j) / (sum_j w_j) with positive
+    exact weights w_j (for T: w_j = e^{s_j} on the input keys, the kernel mass P on the prefix). If every term of
+    the computed numerator and denominator is its exact value times a factor within e_ in relative terms (the
+    numerator and denominator may see different factors), then with D = sum_j w_j
+
+        |N^/D^ - N/D| = |e_N - (N/D) e_D| / D^ <= (e_ V D + V e_ D) / ((1 - e_) D) = 2 e_ V / (1 - e_),
+
+    and the final division adds u |output| <= u V (1 + 2 e_/(1 - e_)) <= 2 u V while e_ < 1/2.
+    * Scores. s = <q, k>/sqrt(d) is computed from d products, d - 1 sums and at most 3 roundings of the scale, so
+      |s^ - s| <= gamma_{d+3} sum_i |q_i k_i| / sqrt(d) <= gamma_N S_all. Subtracting the row shift M^ (a running
+      maximum, or log of the prefix mass, |s^ - M^| and |log mu^| <= Lambda) and rounding log mu^ add at most
+      4 u Lambda. Every exp(s^ - M^) is thus exp(s - M^) e^{+-xi} times the rounding of exp.
+    * Reference (streaming softmax, at most m + 1 chunks): every term passes through its own exp, at most m + 1
+      rescaling exps and products, and sums of at most m + L terms: at most 5m + L + 16 roundings, within
+      gamma_N for N >= 5m + L + 16 (exp counted twice). Hence e_ref.
+    * NTK-Attention. Input terms as the reference. The prefix terms are phi(q)^T Z and phi(q)^T k, Z and k the
+      reduction's sums over m rows; every Taylor feature carries relative error gamma_{6g+2} (see
+      :class:`ntkprefix.features.FeatureMap`), so the computed sums differ from the exact ones by at most
+      gamma_{m + r + 12g + 7} sum_j sum_alpha |phi_alpha(q) phi_alpha(k_j)| V = gamma V sum_j T_g(a_j),
+      a_j = sum_i |q_i k_ji| / sqrt(d) <= S_abs. These are the differences of nearly equal numbers of the method
+      (the Taylor terms alternate in sign); their size is bounded through T_g(a_j) <= e^{a_j} <= e^{2 S_abs} e^{s_j}
+      and P = sum_j T_g(s_j) >= (1 - eps) sum_j e^{s_j}, i.e. by gamma_N kappa relative to the exact prefix mass.
+      The normalisation by mu and e^{log mu - M} adds the xi and three roundings. Hence e_ntk.
+    N must be at least max(5m + L + 16, m + r + 12g + 7, d + 3): :func:`theorem_4_1_bound` passes
+    5m + L + r + 12g + d + 32. The bound is evaluated from positive terms, in float64; its own rounding is far below
+    its size (relative 1e-14).
 
     Args:
-      n_terms: N.
+      n_terms: N (see above).
       eps: the entrywise relative error of the kernel (see :func:`taylor_relative_error`).
-      value_bound: max|V_C|.
-      score_abs_range: S_abs, max over scores of sum_i |q_i k'_i| / sqrt(d).
+      value_bound: V = max|V_C|.
+      score_abs_range: S_abs, max over prefix scores of sum_i |q_i k'_i| / sqrt(d).
       unit_roundoff: u, 2^-53 for float64, 2^-24 for float32.
+      input_score_abs_range: the same over the input keys K; None means it is at most S_abs (the caller's promise;
+        pass it whenever the input keys may score larger than the prefix keys).
     """
-    require(n_terms >= 1, f"n_terms must be >= 1, got {n_terms!r}")
-    gamma = n_terms * unit_roundoff / (1.0 - n_terms * unit_roundoff) if n_terms * unit_roundoff < 1 else math.inf
-    if eps >= 1 or not math.isfinite(gamma):
+    n = require_int("n_terms", n_terms, low=1)
+    eps = require_scalar("eps", eps, low=0, allow_inf=True)
+    V = require_scalar("value bound max|V_C|", value_bound, low=0)
+    S_abs = require_scalar("score_abs_range", score_abs_range, low=0)
+    u = require_scalar("unit_roundoff", unit_roundoff, low=0, high=0.5, low_open=True, high_open=True)
+    S_in = S_abs if input_score_abs_range is None else require_scalar("input_score_abs_range", input_score_abs_range, low=0)
+    if eps >= 1:
         return math.inf
-    reference = 2.0 * gamma * value_bound / (1.0 - gamma)
-    kappa = math.exp(min(2.0 * score_abs_range, 700.0)) / (1.0 - eps)
-    if gamma * kappa >= 1:
+    gamma = _gamma(n, u)
+    if not math.isfinite(gamma):
         return math.inf
-    ntk = 2.0 * gamma * kappa * value_bound / ((1.0 - eps) * (1.0 - gamma * kappa))
-    return reference + ntk
+    S_all = max(S_abs, S_in)
+    log_range = 3.0 * S_all + math.log(n) + (abs(math.log(V)) if V > 0 else 0.0) + abs(math.log1p(-eps)) + 1.0
+    xi = gamma * S_all + 4.0 * u * log_range
+    log_gamma_kappa = math.log(gamma) + 2.0 * S_abs - math.log1p(-eps)  # kappa may overflow; gamma kappa >= 1 is inf
+    if xi >= 1 or log_gamma_kappa >= 0:
+        return math.inf
+    gamma_kappa = math.exp(log_gamma_kappa)
+    e_ref = math.exp(xi) * (1.0 + gamma) - 1.0
+    e_ntk = math.exp(xi) * (1.0 + gamma) * (1.0 + gamma_kappa) - 1.0
+    if e_ntk >= 0.5:
+        return math.inf
+    return (
+        2.0 * e_ref * V / (1.0 - e_ref)
+        + 2.0 * e_ntk * V / (1.0 - e_ntk)
+        + 4.0 * u * V
+        + 4.0 * n * _UNDERFLOW * V * max(1.0, V)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,16 +276,18 @@ def theorem_4_1_bound(
     L: int,
     d: int,
     unit_roundoff: float = 2.0**-53,
+    input_score_abs_range: float | None = None,
 ) -> Theorem41Bound:
     """Rigorous bound for Algorithm 2 with the degree-g Taylor map against Algorithm 1, measured in floating point.
 
     kernel term 2 eps/(1 - eps) max|V_C| with eps = :func:`taylor_relative_error` (S, g)  [derived from PAPER.md section 1]
-    plus :func:`rounding_allowance` with N = m + L + r + 2g + d + 16.
+    plus :func:`rounding_allowance` with N = 5m + L + r + 12g + d + 32 (see its docstring for N and for
+    ``input_score_abs_range``).
     """
-    require(m >= 1 and L >= 1 and d >= 1, f"m, L, d must be >= 1, got m={m}, L={L}, d={d}")
+    m, L, d = (require_int(name, v, low=1) for name, v in (("m", m), ("L", L), ("d", d)))
     eps = taylor_relative_error(score_range, degree)
-    r = math.comb(d + degree, degree)
-    n_terms = m + L + r + 2 * degree + d + 16
+    r = math.comb(d + int(degree), int(degree))
+    n_terms = 5 * m + L + r + 12 * int(degree) + d + 32
     return Theorem41Bound(
         eps=eps,
         kernel_term=attention_error_bound(eps, value_bound),
@@ -160,6 +297,7 @@ def theorem_4_1_bound(
             value_bound=value_bound,
             score_abs_range=score_abs_range,
             unit_roundoff=unit_roundoff,
+            input_score_abs_range=input_score_abs_range,
         ),
     )
 
@@ -171,8 +309,10 @@ def theorem_4_1_bound(
 
 def entry_scale_B(*, sigma: float, n: int, d: int, delta: float, C: float = 1.0) -> float:
     """B = max{C sigma sqrt(log(n d / delta)), 1}  [paper; the constant C is unstated: C = 1 by default, [template]]."""
-    require(sigma > 0 and n >= 1 and d >= 1, f"sigma, n, d must be positive, got sigma={sigma}, n={n}, d={d}")
-    require(0 < delta < 1, f"delta must lie in (0, 1), got {delta!r}")
+    sigma = require_scalar("sigma", sigma, low=0, low_open=True)
+    n, d = require_int("n", n, low=1), require_int("d", d, low=1)
+    delta = require_scalar("delta", delta, low=0, high=1, low_open=True, high_open=True)
+    C = require_scalar("C", C, low=0)
     return max(C * sigma * math.sqrt(math.log(n * d / delta)), 1.0)
 
 
@@ -180,9 +320,19 @@ def lemma_3_1_bound(
     *, R: float, n: int, d: int, B: float, poly_exponent: float = 1.0, exp_coefficient: float = 10.0
 ) -> float:
     """||H(W~) - H(W(0))||_F <= R (n d)^p exp(c B)  [template: the form is the template's, p = 1 and c = 10 are
-    placeholders for its unconfirmed constants; the lem3_1 check reports measured / this as the slack]."""
-    require(R >= 0, f"R must be >= 0, got {R!r}")
-    return R * (n * d) ** poly_exponent * math.exp(exp_coefficient * B)
+    placeholders for its unconfirmed constants; the lem3_1 check reports measured / this as the slack].
+
+    Evaluated in log space (inf beyond float64, never OverflowError). A rigorous bound, derived for this project,
+    is :func:`ntkprefix.kernels.ntk_perturbation_bound`.
+    """
+    R = require_scalar("R", R, low=0)
+    n, d = require_int("n", n, low=1), require_int("d", d, low=1)
+    B = require_scalar("B", B)
+    p = require_scalar("poly_exponent", poly_exponent)
+    c = require_scalar("exp_coefficient", exp_coefficient)
+    if R == 0:
+        return 0.0
+    return _exp_or_inf(math.log(R) + p * math.log(n * d) + c * B)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,13 +349,20 @@ def theorem_3_2_requirements(
 ) -> Theorem32Requirements:
     """m, eta and T as the template prescribes them  [template; every Omega(.) constant set to 1].
 
-    T uses ``eta`` when given (the step size actually used), else the prescribed eta.
+    T uses ``eta`` when given (the step size actually used), else the prescribed eta. Products of powers and
+    exponentials are formed in log space: inf (or 0) where they leave float64, never OverflowError.
     """
-    require(lam > 0, f"lambda must be > 0, got {lam!r}")
-    require(0 < delta < 1 and eps > 0, f"need 0 < delta < 1 and eps > 0, got delta={delta}, eps={eps}")
+    lam = require_scalar("lambda", lam, low=0, low_open=True)
+    n, d, m = require_int("n", n, low=1), require_int("d", d, low=1), require_int("m", m, low=1)
+    B = require_scalar("B", B)
+    delta = require_scalar("delta", delta, low=0, high=1, low_open=True, high_open=True)
+    eps = require_scalar("eps", eps, low=0, low_open=True)
     log_nd = math.log(n * d / delta)
-    m_required = lam**-2 * n**2 * d**2 * math.exp(18 * B) * log_nd**2
-    eta_prescribed = 0.1 * lam / (m * n**2 * d**2 * math.exp(16 * B))
-    eta_used = eta_prescribed if eta is None else eta
-    T_required = math.log(n * d / eps) / (m * eta_used * lam)
+    log_n2d2 = 2 * math.log(n * d)
+    m_required = _exp_or_inf(-2 * math.log(lam) + log_n2d2 + 18 * B + 2 * math.log(log_nd))
+    eta_prescribed = math.exp(min(math.log(0.1 * lam) - math.log(m) - log_n2d2 - 16 * B, _LOG_FLOAT_MAX))
+    eta_used = eta_prescribed if eta is None else require_scalar("eta", eta, low=0, low_open=True)
+    numerator = math.log(n * d / eps)
+    log_denominator = math.log(m) + math.log(eta_used) + math.log(lam) if eta_used > 0 else -math.inf
+    T_required = 0.0 if numerator == 0 else math.copysign(_exp_or_inf(math.log(abs(numerator)) - log_denominator), numerator)
     return Theorem32Requirements(m_required, eta_prescribed, T_required)

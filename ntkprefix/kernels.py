@@ -31,17 +31,27 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkprefix._validation import require, require_rank, shape_of
-from ntkprefix.model import _check, model_output, output_gradient_factors, prefix_softmax
+from ntkprefix._validation import (
+    as_float_array,
+    is_traced,
+    require,
+    require_finite,
+    require_int,
+    require_scalar,
+    shape_of,
+)
+from ntkprefix.model import _check, _check_output_scale, model_output, output_gradient_factors, prefix_softmax
 
 __all__ = [
     "ntk_matrix",
+    "ntk_perturbation_bound",
     "ntk_matrix_autodiff",
     "ntk_matrix_neural_tangents",
     "infinite_prefix_kernel",
@@ -91,12 +101,16 @@ def ntk_matrix(
     * ``"auto"`` (default): sign patterns when ``a`` is concrete and 2^{d_out} <= min(m / 2, 4096), else dense.
 
     Args:
-      W: (d, m) prefix keys. X: (n, d) inputs. a: (d_out, m) fixed signs.
+      W: (d, m) prefix keys. X: (n, d) inputs. a: (d_out, m) fixed signs, entries -1 or +1.
       output_scale: c_m; None means m [template].
       method: "auto", "dense" or "sign_patterns".
+
+    Array-likes are converted to floating arrays; wrong shapes, non-finite entries of W or X, and entries of a
+    other than -1 and +1 are a ValueError (value checks skipped under tracing).
     """
     require(method in ("auto", "dense", "sign_patterns"), f"method must be 'auto', 'dense' or 'sign_patterns', got {method!r}")
-    _check(W, X, a)
+    W, X, a, _ = _check(W, X, a)
+    output_scale = _check_output_scale(output_scale)
     d_out, m = a.shape
     groups = None
     if method != "dense":
@@ -165,8 +179,65 @@ def _ntk_sign_patterns(W, X, a, index, patterns, *, output_scale):
     return _as_matrix(H4)
 
 
+def ntk_perturbation_bound(W: jax.Array, X: jax.Array, a: jax.Array, R: float, *, output_scale: float | None = None) -> float:
+    """sup ||H(W') - H(W)||_F over max_r ||w'_r - w_r||_2 <= R is at most
+    (6 c^2 / m) d_out sqrt(sum_{i,j} (|<x_i, x_j>| sigma_ij [tau_i (1 + tau_j) + tau_j])^2)  -- Lemma 3.1  [derived].
+
+    Here c = c_m, tau_i = e^{2 R ||x_i||} - 1 and sigma_ij = sum_r S_r(W, x_i) S_r(W, x_j) (softmax at W). It holds
+    for every W and every R >= 0, not only near initialisation, and is linear in R as R -> 0:
+    (6 c^2 / m) d_out sqrt(sum (2 R |<x_i, x_j>| sigma_ij (||x_i|| + ||x_j||))^2).
+
+    Derivation. Let W' = W + Delta with ||Delta_r|| <= R and z'_r = z_r + <Delta_r, x>, |<Delta_r, x>| <= R ||x||.
+    1. S'_r / S_r = e^{<Delta_r, x>} / sum_s S_s e^{<Delta_s, x>} lies in [e^{-2R||x||}, e^{2R||x||}], so
+       |S'_r - S_r| <= tau S_r, and |abar'_l - abar_l| = |sum_r a_lr (S'_r - S_r)| <= tau (|a_lr| = 1).
+    2. G[l, r] = c S_r (a_lr - abar_l) with |a_lr - abar_l| <= 2, so |G| <= 2 c S_r, |G'| <= 2 c (1 + tau) S_r and
+       G' - G = c [(S'_r - S_r)(a_lr - abar'_l) + S_r (abar_l - abar'_l)], |G' - G| <= 3 c tau S_r.
+    3. H_{(i,l),(j,l')} = (1/m) <x_i, x_j> sum_r G_i G_j, and G'_i G'_j - G_i G_j = (G'_i - G_i) G'_j + G_i (G'_j - G_j),
+       so |H' - H|_{(i,l),(j,l')} <= (6 c^2 / m) |<x_i, x_j>| sigma_ij [tau_i (1 + tau_j) + tau_j] for every l, l'.
+    4. The Frobenius norm sums d_out^2 equal bounds per (i, j).
+    Since sigma_ij <= 1, a bound free of W follows: with c = m and ||x_i|| <= 1,
+    ||H' - H||_F <= 6 m d_out (e^{4R} - 1) ||X X^T||_F, of the template's form R poly(n, d) (the template's exp(B)
+    enters through sigma_ij, which at initialisation is of order exp(sigma^2 ||x||^2) / m).
+
+    Evaluation. sigma_ij is computed from the computed softmax; it is raised by (1 + theta)^2 (1 + gamma_{m+1}),
+    theta = e^{2 zeta} (1 + gamma_{m+4}) - 1, zeta = gamma_{d+2} max||x|| max||w|| + 2 u max|<w_r, x_i>|, the
+    relative error of that softmax (exp accurate to 2u), |<x_i, x_j>| and ||x_i|| are bounded from above the same way,
+    and the result is raised by (1 + gamma_{n^2 + 16}), so the returned number bounds the exact one.
+
+    Args:
+      W: (d, m). X: (n, d). a: (d_out, m) signs. R: the radius, >= 0.
+      output_scale: c_m; None means m [template].
+    """
+    W, X, a, _ = _check(W, X, a)
+    output_scale = _check_output_scale(output_scale)
+    R = require_scalar("R", R, low=0)
+    require(not any(is_traced(x) for x in (W, X, a)), "ntk_perturbation_bound needs concrete W, X, a (it returns a float)")
+    W64, X64 = np.asarray(W, np.float64), np.asarray(X, np.float64)
+    d, m = W64.shape
+    n = X64.shape[0]
+    d_out = int(a.shape[0])
+    c = float(m) if output_scale is None else float(output_scale)
+    u = float(np.finfo(np.dtype(jnp.result_type(W, X))).eps) / 2
+
+    def gamma(k):
+        return k * u / (1 - k * u)
+
+    S = np.asarray(prefix_softmax(W, X), np.float64)  # (n, m)
+    z_max = float(np.abs(X64 @ W64).max())
+    zeta = gamma(d + 2) * float(np.linalg.norm(X64, axis=1).max()) * float(np.linalg.norm(W64, axis=0).max()) + 2 * u * z_max
+    theta = math.exp(2 * zeta) * (1 + gamma(m + 4)) - 1
+    sigma = np.minimum(S @ S.T * (1 + theta) ** 2 * (1 + gamma(m + 1)), 1.0)
+    norms = np.linalg.norm(X64, axis=1) * (1 + gamma(d + 2))
+    tau = np.expm1(2 * R * norms)
+    gram = (np.abs(X64) @ np.abs(X64).T) * (1 + gamma(d))  # >= |<x_i, x_j>|
+    b = (6 * c**2 / m) * gram * sigma * (tau[:, None] * (1 + tau[None, :]) + tau[None, :])
+    return float(d_out * math.sqrt(math.fsum((b**2).ravel())) * (1 + gamma(n * n + 16)))
+
+
 def ntk_matrix_autodiff(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: float | None = None) -> jax.Array:
     """H(W) = (1/m) J J^T with J = dF/dW from ``jax.jacobian``: (n d_out, n d_out)  [template]."""
+    W, X, a, _ = _check(W, X, a)
+    output_scale = _check_output_scale(output_scale)
     J = jax.jacobian(lambda W_: model_output(W_, X, a, output_scale=output_scale))(W)  # (n, d_out, d, m)
     n, d_out = J.shape[:2]
     J = J.reshape(n * d_out, -1)
@@ -182,6 +253,8 @@ def ntk_matrix_neural_tangents(
       implementation: one of :data:`NT_IMPLEMENTATIONS`.
     """
     require(implementation in NT_IMPLEMENTATIONS, f"implementation must be one of {NT_IMPLEMENTATIONS}, got {implementation!r}")
+    W, X, a, _ = _check(W, X, a)
+    output_scale = _check_output_scale(output_scale)
     nt = _import_neural_tangents()  # imported here: it imports TensorFlow, which the rest of the library never needs
 
     def apply_fn(params, x):
@@ -201,9 +274,10 @@ def infinite_prefix_kernel(X: jax.Array, sigma: float, d_out: int) -> jax.Array:
     Args:
       X: (n, d) inputs. sigma: the standard deviation of w_r(0). d_out: the output dimension (d in the paper).
     """
-    require_rank("X", X, 2, "(n, d)")
-    require(sigma > 0, f"sigma must be > 0, got {sigma!r}")
-    require(isinstance(d_out, int) and d_out >= 1, f"d_out must be an int >= 1, got {d_out!r} (X has shape {shape_of(X)})")
+    X = as_float_array("X", X, "(n, d)", rank=2)
+    require_finite("X", X)
+    sigma = require_scalar("sigma", sigma, low=0, low_open=True)
+    d_out = require_int("d_out", d_out, low=1)
     gram = X @ X.T
     return jnp.kron(gram * jnp.exp(sigma**2 * gram), jnp.eye(d_out, dtype=gram.dtype))
 
@@ -226,9 +300,18 @@ def ntk_linearized_outputs(
     Returns:
       (len(steps), n, d_out).
     """
+    F0 = as_float_array("F0", F0, "(n, d_out)", rank=2)
     n, d_out = F0.shape
     N = n * d_out
+    H_star = as_float_array("H_star", H_star, f"({N}, {N})")
     require(shape_of(H_star) == (N, N), f"H_star must have shape ({N}, {N}) for F0 {shape_of(F0)}, got {shape_of(H_star)}")
+    Y = as_float_array("Y", Y, f"({n}, {d_out})")
+    require(shape_of(Y) == (n, d_out), f"Y must have shape ({n}, {d_out}) to match F0, got {shape_of(Y)}")
+    steps = as_float_array("steps", steps, "(T,) or any shape")
+    for name, x in (("H_star", H_star), ("F0", F0), ("Y", Y), ("steps", steps)):
+        require_finite(name, x)
+    eta = require_scalar("eta", eta, low=0, low_open=True)
+    m = require_int("m", m, low=1)
     evals, evecs = jnp.linalg.eigh(eta * m * H_star)
     require(
         bool(evals[-1] < 1) and bool(evals[0] > -1e-12),

@@ -20,7 +20,17 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ntkprefix._validation import require, require_rank, shape_of
+from ntkprefix._validation import (
+    as_float_array,
+    require,
+    require_finite,
+    require_float_dtype,
+    require_int,
+    require_key,
+    require_scalar,
+    require_signs,
+    shape_of,
+)
 
 __all__ = [
     "init_prefix_weights",
@@ -36,44 +46,72 @@ __all__ = [
 
 def output_scale_default(m: int) -> float:
     """c_m = m, the output scale of the template  [template]."""
-    return float(m)
+    return float(require_int("m", m, low=1))
 
 
 def _scale(W, output_scale):
     return output_scale_default(W.shape[1]) if output_scale is None else output_scale
 
 
-def _check(W, X, a=None, Y=None) -> None:
-    require_rank("W", W, 2, "(d, m)")
+def _check_output_scale(output_scale):
+    if output_scale is None:
+        return None
+    return require_scalar("output_scale c_m", output_scale, low=0, low_open=True)
+
+
+_ABSENT = object()
+
+
+def _check(W, X, a=_ABSENT, Y=_ABSENT, *, W_name: str = "W"):
+    """(W, X, a, Y) as floating arrays of consistent shapes, finite, with a in {-1, +1}: ValueError otherwise.
+
+    a and Y may be left out (returned as None); passed as None they are an error like any other non-array. Value
+    checks are skipped for traced arguments. ``W_name`` is the weights' name in the caller's signature (W0 for
+    gradient descent).
+    """
+    W = as_float_array(W_name, W, "(d, m)", rank=2)
     d, m = W.shape
-    require_rank("X", X, 2, f"(n, {d})")
-    require(X.shape[1] == d, f"X must have shape (n, {d}) to match W {shape_of(W)}, got {shape_of(X)}")
-    if a is not None:
-        require_rank("a", a, 2, f"(d_out, {m})")
-        require(a.shape[1] == m, f"a must have shape (d_out, {m}) to match W {shape_of(W)}, got {shape_of(a)}")
-    if Y is not None:
+    X = as_float_array("X", X, f"(n, {d})", rank=2)
+    require(X.shape[1] == d, f"X must have shape (n, {d}) to match {W_name} {shape_of(W)}, got {shape_of(X)}")
+    require_finite(W_name, W)
+    require_finite("X", X)
+    if a is _ABSENT:
+        a = None
+    else:
+        a = as_float_array("a", a, f"(d_out, {m})", rank=2)
+        require(a.shape[1] == m, f"a must have shape (d_out, {m}) to match {W_name} {shape_of(W)}, got {shape_of(a)}")
+        require_signs("a", a)
+    if Y is _ABSENT:
+        Y = None
+    else:
+        require(a is not None, "Y needs a (its d_out)")
+        Y = as_float_array("Y", Y, f"(n, d_out) = ({X.shape[0]}, {a.shape[0]})")
         require(
             shape_of(Y) == (X.shape[0], a.shape[0]),
             f"Y must have shape (n, d_out) = ({X.shape[0]}, {a.shape[0]}) to match X and a, got {shape_of(Y)}",
         )
+        require_finite("Y", Y)
+    return W, X, a, Y
 
 
 def init_prefix_weights(key: jax.Array, d: int, m: int, sigma: float, dtype=jnp.float64) -> jax.Array:
     """W(0) in R^{d x m} with columns w_r(0) ~ N(0, sigma^2 I_d)  [template]."""
-    require(d >= 1 and m >= 1, f"d and m must be >= 1, got d={d}, m={m}")
-    require(sigma > 0, f"sigma must be > 0, got {sigma!r}")
-    return sigma * jax.random.normal(key, (d, m), dtype)
+    key = require_key("key", key)
+    d, m = require_int("d", d, low=1), require_int("m", m, low=1)
+    sigma = require_scalar("sigma", sigma, low=0, low_open=True)
+    return sigma * jax.random.normal(key, (d, m), require_float_dtype("dtype", dtype))
 
 
 def random_signs(key: jax.Array, d_out: int, m: int, dtype=jnp.float64) -> jax.Array:
     """a in {-1, +1}^{d_out x m}, entries independent and uniform  [template]."""
-    require(d_out >= 1 and m >= 1, f"d_out and m must be >= 1, got d_out={d_out}, m={m}")
-    return jax.random.rademacher(key, (d_out, m), dtype)
+    key = require_key("key", key)
+    d_out, m = require_int("d_out", d_out, low=1), require_int("m", m, low=1)
+    return jax.random.rademacher(key, (d_out, m), require_float_dtype("dtype", dtype))
 
 
 def prefix_softmax(W: jax.Array, X: jax.Array) -> jax.Array:
     """S(W, x_i) = softmax(W^T x_i) for every row x_i of X: (n, m)  [template]."""
-    _check(W, X)
+    W, X, _, _ = _check(W, X)
     return jax.nn.softmax(X @ W, axis=-1)
 
 
@@ -81,30 +119,31 @@ def model_output(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: floa
     """F(W, x_i, a)_l = c_m <a_l, softmax(W^T x_i)>: (n, d_out)  [template].
 
     Args:
-      W: (d, m) prefix keys. X: (n, d) inputs. a: (d_out, m) fixed signs.
+      W: (d, m) prefix keys. X: (n, d) inputs. a: (d_out, m) fixed signs (entries -1 or +1; checked unless traced).
       output_scale: c_m; None means m [template].
     """
-    _check(W, X, a)
-    return _scale(W, output_scale) * prefix_softmax(W, X) @ a.T
+    W, X, a, _ = _check(W, X, a)
+    output_scale = _check_output_scale(output_scale)
+    return _scale(W, output_scale) * jax.nn.softmax(X @ W, axis=-1) @ a.T
 
 
 def _output_and_gradient_factors(W, X, a, output_scale):
     """(F, G) from one softmax: F = c_m <a_l, S> and G[i, l, r] = c_m S_r (a_{l,r} - <a_l, S>)."""
     c = _scale(W, output_scale)
-    S = prefix_softmax(W, X)  # (n, m)
+    S = jax.nn.softmax(X @ W, axis=-1)  # (n, m)
     mean_a = S @ a.T  # (n, d_out): <a_l, S(x_i)>
     return c * mean_a, c * S[:, None, :] * (a[None, :, :] - mean_a[:, :, None])
 
 
 def output_gradient_factors(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scale: float | None = None) -> jax.Array:
     """G with dF_l(x_i)/dw_r = G[i, l, r] x_i, G[i, l, r] = c_m S_r(x_i) (a_{l,r} - <a_l, S(x_i)>): (n, d_out, m)  [derived]."""
-    _check(W, X, a)
-    return _output_and_gradient_factors(W, X, a, output_scale)[1]
+    W, X, a, _ = _check(W, X, a)
+    return _output_and_gradient_factors(W, X, a, _check_output_scale(output_scale))[1]
 
 
 def loss(W: jax.Array, X: jax.Array, Y: jax.Array, a: jax.Array, *, output_scale: float | None = None) -> jax.Array:
     """Loss(W) = 1/2 sum_i ||F(W, x_i, a) - y_i||_2^2  [template]."""
-    _check(W, X, a, Y)
+    W, X, a, Y = _check(W, X, a, Y)
     residual = model_output(W, X, a, output_scale=output_scale) - Y
     return 0.5 * jnp.sum(residual**2)
 
@@ -114,6 +153,6 @@ def loss_gradient(W: jax.Array, X: jax.Array, Y: jax.Array, a: jax.Array, *, out
 
     G is :func:`output_gradient_factors`; the result equals ``jax.grad(loss)`` (tested to 1e-12 relative).
     """
-    _check(W, X, a, Y)
-    F, G = _output_and_gradient_factors(W, X, a, output_scale)  # (n, d_out), (n, d_out, m): one softmax
+    W, X, a, Y = _check(W, X, a, Y)
+    F, G = _output_and_gradient_factors(W, X, a, _check_output_scale(output_scale))  # (n, d_out), (n, d_out, m): one softmax
     return jnp.einsum("il,ilr,id->dr", F - Y, G, X)

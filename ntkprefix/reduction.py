@@ -18,7 +18,7 @@ from typing import Iterable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ntkprefix._validation import require, require_finite, require_rank, shape_of
+from ntkprefix._validation import as_float_array, require, require_finite, require_float_dtype, require_int, shape_of
 from ntkprefix.features import FeatureMap
 
 __all__ = ["PrefixSums", "empty_prefix_sums", "accumulate_prefix", "reduce_prefix", "reduce_prefix_stream", "default_chunk_size"]
@@ -34,10 +34,15 @@ class PrefixSums(NamedTuple):
 
 def empty_prefix_sums(feature_map: FeatureMap, d_v: int, dtype=jnp.float64) -> PrefixSums:
     """Z = 0 (r x d_v), k = 0 (r), m = 0: the sums over an empty prefix."""
-    require(isinstance(feature_map, FeatureMap), f"feature_map must be a FeatureMap, got {type(feature_map).__name__}")
-    require(isinstance(d_v, int) and d_v >= 1, f"d_v must be an int >= 1, got {d_v!r}")
+    _require_feature_map(feature_map)
+    d_v = require_int("d_v", d_v, low=1)
+    dtype = require_float_dtype("dtype", dtype)
     r = feature_map.r
     return PrefixSums(jnp.zeros((r, d_v), dtype), jnp.zeros((r,), dtype), 0)
+
+
+def _require_feature_map(feature_map) -> None:
+    require(isinstance(feature_map, FeatureMap), f"feature_map must be a FeatureMap, got {type(feature_map).__name__}")
 
 
 #: Feature entries (chunk rows x r) built per step of the reduction: 2^16 entries are 512 KiB in float64, so one
@@ -47,23 +52,29 @@ CHUNK_FEATURE_ENTRIES = 1 << 16
 
 def default_chunk_size(feature_map: FeatureMap) -> int:
     """Prefix rows per step: the largest power of two, between 16 and 4096, with chunk * r <= CHUNK_FEATURE_ENTRIES."""
+    _require_feature_map(feature_map)
     target = max(1, CHUNK_FEATURE_ENTRIES // feature_map.r)
     chunk = 1 << (target.bit_length() - 1)
     return int(min(max(chunk, 16), 4096))
 
 
-def _check_rows(K_rows, V_rows, feature_map: FeatureMap) -> None:
-    require(isinstance(feature_map, FeatureMap), f"feature_map must be a FeatureMap, got {type(feature_map).__name__}")
-    require_rank("K_P", K_rows, 2, f"(m, {feature_map.d})")
+def _check_rows(K_rows, V_rows, feature_map: FeatureMap):
+    """(K_rows, V_rows) as floating arrays of matching shapes with finite entries whose features are representable."""
+    _require_feature_map(feature_map)
+    K_rows = as_float_array("K_P", K_rows, f"(m, {feature_map.d})", rank=2)
     require(
         K_rows.shape[1] == feature_map.d,
         f"feature map {feature_map.label} was built for d={feature_map.d}, but K_P has shape {shape_of(K_rows)}",
     )
-    require_rank("V_P", V_rows, 2, f"({K_rows.shape[0]}, d_v)")
+    V_rows = as_float_array("V_P", V_rows, f"({K_rows.shape[0]}, d_v)", rank=2)
     require(
         V_rows.shape[0] == K_rows.shape[0],
         f"K_P and V_P must have the same number of rows, got {shape_of(K_rows)} and {shape_of(V_rows)}",
     )
+    require_finite("K_P", K_rows)
+    require_finite("V_P", V_rows)
+    feature_map.require_representable("K_P", K_rows)
+    return K_rows, V_rows
 
 
 def accumulate_prefix(sums: PrefixSums, K_rows: jax.Array, V_rows: jax.Array, feature_map: FeatureMap) -> PrefixSums:
@@ -74,14 +85,14 @@ def accumulate_prefix(sums: PrefixSums, K_rows: jax.Array, V_rows: jax.Array, fe
       K_rows: (n, d) projected prefix keys. V_rows: (n, d_v) projected prefix values.
       feature_map: phi, built for this d.
     """
-    _check_rows(K_rows, V_rows, feature_map)
+    require(isinstance(sums, PrefixSums), f"sums must be a PrefixSums (see empty_prefix_sums), got {type(sums).__name__}")
+    K_rows, V_rows = _check_rows(K_rows, V_rows, feature_map)
     require(
         shape_of(sums.Z) == (feature_map.r, V_rows.shape[1]),
         f"running Z has shape {shape_of(sums.Z)}, but {feature_map.label} with V_P {shape_of(V_rows)} needs "
         f"({feature_map.r}, {V_rows.shape[1]})",
     )
-    require_finite("K_P", K_rows)
-    require_finite("V_P", V_rows)
+    require(shape_of(sums.k) == (feature_map.r,), f"running k has shape {shape_of(sums.k)}, but {feature_map.label} needs ({feature_map.r},)")
     Z, k = _accumulate(sums.Z, sums.k, K_rows, V_rows, feature_map=feature_map,
                        chunk=min(default_chunk_size(feature_map), max(1, K_rows.shape[0])))
     return PrefixSums(Z, k, sums.m + int(K_rows.shape[0]))
@@ -130,13 +141,10 @@ def reduce_prefix(
     Returns:
       Z of shape (r, d_v) and k of shape (r,), in the dtype of K_P and V_P.
     """
-    _check_rows(K_P, V_P, feature_map)
+    K_P, V_P = _check_rows(K_P, V_P, feature_map)
     require(K_P.shape[0] >= 1, f"the prefix must have m >= 1 rows, got K_P of shape {shape_of(K_P)}")
-    require_finite("K_P", K_P)
-    require_finite("V_P", V_P)
     dtype = jnp.result_type(K_P, V_P)
-    chunk = chunk_size if chunk_size is not None else default_chunk_size(feature_map)
-    require(isinstance(chunk, int) and chunk >= 1, f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    chunk = default_chunk_size(feature_map) if chunk_size is None else require_int("chunk_size", chunk_size, low=1)
     Z, k, _ = empty_prefix_sums(feature_map, V_P.shape[1], dtype)
     return _accumulate(Z, k, K_P, V_P, feature_map=feature_map, chunk=min(chunk, K_P.shape[0]))
 
@@ -149,7 +157,15 @@ def reduce_prefix_stream(
     The prefix never exists in memory as a whole: m is bounded only by time. Returns the :class:`PrefixSums`.
     """
     sums = empty_prefix_sums(feature_map, d_v, dtype)
-    for K_rows, V_rows in chunks:
-        sums = accumulate_prefix(sums, K_rows, V_rows, feature_map)
+    try:
+        iterator = iter(chunks)
+    except TypeError:
+        raise ValueError(f"chunks must be an iterable of (K_rows, V_rows) pairs, got {type(chunks).__name__}") from None
+    for i, chunk in enumerate(iterator):
+        require(
+            isinstance(chunk, (tuple, list)) and len(chunk) == 2,
+            f"chunk {i} of the stream must be a pair (K_rows, V_rows), got {type(chunk).__name__}",
+        )
+        sums = accumulate_prefix(sums, chunk[0], chunk[1], feature_map)
     require(sums.m >= 1, "the stream held no prefix rows; expected at least one (K_rows, V_rows) chunk with m >= 1")
     return sums

@@ -11,7 +11,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkprefix._validation import require
+from ntkprefix._validation import (
+    as_float_array,
+    require,
+    require_finite,
+    require_float_dtype,
+    require_int,
+    require_key,
+    require_scalar,
+)
 from ntkprefix.attention import Projected, project
 
 __all__ = [
@@ -23,6 +31,24 @@ __all__ = [
     "section3_data",
     "perturbation_directions",
 ]
+
+
+def _check_instance(inst) -> Projected:
+    """inst as a Projected of floating, finite arrays with consistent shapes (ValueError otherwise)."""
+    require(isinstance(inst, Projected), f"inst must be a Projected (Q, K, V, K_P, V_P), got {type(inst).__name__}")
+    Q = as_float_array("inst.Q", inst.Q, "(L, d)", rank=2)
+    L, d = Q.shape
+    K = as_float_array("inst.K", inst.K, f"({L}, {d})", rank=2)
+    V = as_float_array("inst.V", inst.V, f"({L}, d_v)", rank=2)
+    K_P = as_float_array("inst.K_P", inst.K_P, f"(m, {d})", rank=2)
+    V_P = as_float_array("inst.V_P", inst.V_P, f"(m, {V.shape[1]})", rank=2)
+    require(
+        K.shape == (L, d) and V.shape[0] == L and K_P.shape[1] == d and V_P.shape == (K_P.shape[0], V.shape[1]),
+        f"inst has inconsistent shapes: Q {Q.shape}, K {K.shape}, V {V.shape}, K_P {K_P.shape}, V_P {V_P.shape}",
+    )
+    for name, x in (("inst.Q", Q), ("inst.K", K), ("inst.V", V), ("inst.K_P", K_P), ("inst.V_P", V_P)):
+        require_finite(name, x)
+    return Projected(Q, K, V, K_P, V_P)
 
 
 def _unit_inf(x: jax.Array) -> jax.Array:
@@ -42,7 +68,10 @@ def unit_prefix_instance(
     The first n rows of an instance with m rows are the instance with n rows up to the common scale: callers that
     sweep m take prefixes of one long instance ("a growing prefix") and rescale.
     """
-    require(d >= 1 and L >= 1 and m >= 1, f"d, L, m must be >= 1, got d={d}, L={L}, m={m}")
+    key = require_key("key", key)
+    d, L, m = (require_int(name, v, low=1) for name, v in (("d", d), ("L", L), ("m", m)))
+    prefix_offset = require_scalar("prefix_offset", prefix_offset)
+    dtype = require_float_dtype("dtype", dtype)
     k_x, k_p, k_mu, k_w = jax.random.split(key, 4)
     X = jax.random.normal(k_x, (L, d), dtype)
     mu = jax.random.normal(k_mu, (1, d), dtype)
@@ -56,7 +85,11 @@ def unit_prefix_instance(
 
 def scale_instance(inst: Projected, *, query_bound: float, key_bound: float, value_bound: float) -> Projected:
     """Multiply Q by query_bound, K_C by key_bound and V_C by value_bound (a unit instance then attains them)."""
-    require(min(query_bound, key_bound, value_bound) > 0, "bounds must be > 0")
+    inst = _check_instance(inst)
+    query_bound, key_bound, value_bound = (
+        require_scalar(name, v, low=0, low_open=True)
+        for name, v in (("query_bound", query_bound), ("key_bound", key_bound), ("value_bound", value_bound))
+    )
     return Projected(
         inst.Q * query_bound, inst.K * key_bound, inst.V * value_bound, inst.K_P * key_bound, inst.V_P * value_bound
     )
@@ -69,6 +102,7 @@ def theorem_4_1_instance(
 
     Theorem 4.1 asks for entries o(sqrt(log m)); a fixed bound b is o(sqrt(log m)), and b > sqrt(log m) breaks it.
     """
+    entry_bound = require_scalar("entry_bound", entry_bound, low=0, low_open=True)
     unit = unit_prefix_instance(key, d=d, L=L, m=m, prefix_offset=prefix_offset, dtype=dtype)
     return scale_instance(unit, query_bound=entry_bound, key_bound=entry_bound, value_bound=entry_bound)
 
@@ -109,6 +143,7 @@ def theorem_4_1_extreme_instance(
 
 def entry_norms(inst: Projected) -> dict[str, float]:
     """||Q||_inf, ||K_C||_inf, ||V_C||_inf of an instance, as floats."""
+    inst = _check_instance(inst)
     return {
         "Q": float(jnp.abs(inst.Q).max()),
         "K_C": float(max(jnp.abs(inst.K_P).max(), jnp.abs(inst.K).max())),
@@ -128,12 +163,17 @@ def section3_data(
 
     data_radius <= 1 meets Section 3's assumption ||x_i||_2 <= 1 [template]; above 1 breaks it by that factor.
     """
-    require(n >= 1 and d >= 1 and d_out >= 1, f"n, d, d_out must be >= 1, got n={n}, d={d}, d_out={d_out}")
-    require(data_radius > 0, f"data_radius must be > 0, got {data_radius!r}")
+    key = require_key("key", key)
+    n, d, d_out = (require_int(name, v, low=1) for name, v in (("n", n), ("d", d), ("d_out", d_out)))
+    data_radius = require_scalar("data_radius", data_radius, low=0, low_open=True)
+    dtype = require_float_dtype("dtype", dtype)
     k_x, k_y = jax.random.split(key)
     return data_radius * _unit_rows(k_x, (n, d), dtype), jax.random.normal(k_y, (n, d_out), dtype)
 
 
 def perturbation_directions(key: jax.Array, W: jax.Array) -> jax.Array:
     """U (d, m) with every column of unit norm: W + R U moves each w_r by exactly R (Lemma 3.1's ball, at its edge)."""
+    key = require_key("key", key)
+    W = as_float_array("W", W, "(d, m)", rank=2)
+    require_finite("W", W)  # only its shape and dtype are used, but W + R U would carry the non-finite entries
     return _unit_rows(key, (W.shape[1], W.shape[0]), W.dtype).T

@@ -14,10 +14,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ntkprefix._validation import require, require_finite
+from ntkprefix._validation import require, require_scalar
 from ntkprefix.kernels import ntk_matrix
-from ntkprefix.model import _check, loss, loss_gradient, model_output
+from ntkprefix.model import _check, _check_output_scale, loss, loss_gradient, model_output
 
 __all__ = ["TrainingRecord", "gradient_descent"]
 
@@ -62,14 +63,18 @@ def gradient_descent(
       record_every: k, record lambda_min(H(W(t))) every k steps; must divide T. Default T (start and end only).
       output_scale: c_m; None means m [template].
     """
-    _check(W0, X, a, Y)
-    require(isinstance(steps, int) and steps >= 1, f"steps must be an int >= 1, got {steps!r}")
+    W0, X, a, Y = _check(W0, X, a, Y, W_name="W0")
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    steps = int(steps)
     k = steps if record_every is None else record_every
-    require(isinstance(k, int) and 1 <= k and steps % k == 0, f"record_every must divide steps={steps}, got {record_every!r}")
-    require(eta > 0, f"eta must be > 0, got {eta!r}")
-    for name, x in (("W0", W0), ("X", X), ("Y", Y), ("a", a)):
-        require_finite(name, x)
-    return _gradient_descent(W0, X, Y, a, eta, steps=steps, record_every=k, output_scale=output_scale)
+    require(
+        not isinstance(k, (bool, np.bool_)) and isinstance(k, (int, np.integer)) and 1 <= k and steps % k == 0,
+        f"record_every must divide steps={steps}, got {record_every!r}",
+    )
+    eta = require_scalar("eta", eta, low=0, low_open=True)
+    output_scale = _check_output_scale(output_scale)
+    return _gradient_descent(W0, X, Y, a, eta, steps=steps, record_every=int(k), output_scale=output_scale)
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "record_every", "output_scale"))

@@ -1,3 +1,4 @@
+import decimal
 import math
 
 import numpy as np
@@ -53,3 +54,61 @@ def test_rounding_allowance_grows_with_terms_and_vanishes_with_u():
     large = bounds.rounding_allowance(n_terms=10**6, eps=1e-3, value_bound=1.0, score_abs_range=1.0, unit_roundoff=2.0**-53)
     assert 0 < small < large < 1e-8
     assert bounds.rounding_allowance(n_terms=10**9, eps=1e-3, value_bound=1.0, score_abs_range=1.0, unit_roundoff=2.0**-24) == math.inf
+
+
+# ---- the remainder in log space, for large S and g ----------------------------------------------------------------
+
+
+def exact_log_remainder(S, g, prec=60):
+    """log E, E = (1/g!) int_0^S w^g e^w dw, in decimal arithmetic: the positive series for S < 2(g+1), else the
+    closed form (-1)^g (e^S T_g(-S) - 1), whose terms cancel by at most a factor 2^g e^S/E (far inside 60 digits)."""
+    D = decimal.Decimal
+    with decimal.localcontext() as ctx:
+        ctx.prec = prec
+        t = D(S)
+        if S < 2 * (g + 1):
+            term = t ** (g + 1) / math.factorial(g)
+            total, j = term / (g + 1), 0
+            while True:
+                j += 1
+                term = term * t / j
+                total += term / (g + 1 + j)
+                if j > 2 * S + 10 and term / (g + 1 + j) < total * D(10) ** (5 - prec):
+                    return total.ln()
+        taylor = sum((-t) ** k / math.factorial(k) for k in range(g + 1))
+        return ((-1) ** g * (t.exp() * taylor - 1)).ln()
+
+
+@pytest.mark.parametrize("S", [0.01, 0.7, 3.0, 30.0, 300.0, 3000.0])
+@pytest.mark.parametrize("g", [0, 1, 5, 20, 100, 500])
+def test_log_remainder_matches_exact_decimal_arithmetic(S, g):
+    # Tolerance: log E is a sum of a few terms (t, (g+1) log t, lgamma(g+2), a log-sum-exp of terms
+    # j log t - lgamma(j+1) with j <= 2t + 64), each from log, lgamma and exp accurate to 4u relative, so its absolute
+    # error is at most 32 u (t + (g+2) |log t| + 2 lgamma(g+2) + 100); relative error of E = absolute error of log E.
+    u = 2.0**-53
+    ours = bounds.log_taylor_relative_error(S, g)
+    exact = float(exact_log_remainder(S, g))
+    tolerance = 32 * u * (S + (g + 2) * abs(math.log(S)) + 2 * math.lgamma(g + 2) + 100)
+    assert abs(ours - exact) <= tolerance, f"log E = {ours!r}, exact {exact!r}"
+    assert bounds.taylor_relative_error(S, g) == pytest.approx(math.exp(exact) if exact < 709 else math.inf, rel=2 * tolerance)
+
+
+def test_remainder_for_huge_ranges_is_inf_not_an_overflow_error():
+    assert bounds.taylor_relative_error(1e6, 3) == math.inf
+    assert bounds.taylor_relative_error_paper_form(1e6, 3) == math.inf
+    # g = 3: E = e^S (S^3 - 3 S^2 + 6 S - 6)/6 + 1 exactly
+    assert bounds.log_taylor_relative_error(1e6, 3) == pytest.approx(1e6 + math.log((1e18 - 3e12 + 6e6 - 6) / 6), rel=1e-14)
+    assert bounds.lemma_3_1_bound(R=0.01, n=8, d=8, B=100.0) == math.inf
+    req = bounds.theorem_3_2_requirements(lam=0.5, n=4, d=4, B=100.0, delta=0.05, m=256, eps=1e-6)
+    assert req.m_required == math.inf and req.eta_prescribed == 0.0 and req.T_required == math.inf
+    with pytest.raises(ValueError, match="degree g must be <= 1000000"):
+        bounds.taylor_relative_error(1.0, 10**7)
+
+
+def test_rounding_allowance_is_inf_when_kappa_overflows():
+    assert bounds.rounding_allowance(n_terms=100, eps=1e-3, value_bound=1.0, score_abs_range=400.0, unit_roundoff=2.0**-53) == math.inf
+    finite = bounds.rounding_allowance(n_terms=100, eps=1e-3, value_bound=1.0, score_abs_range=3.0, unit_roundoff=2.0**-53)
+    larger_input = bounds.rounding_allowance(
+        n_terms=100, eps=1e-3, value_bound=1.0, score_abs_range=3.0, unit_roundoff=2.0**-53, input_score_abs_range=300.0
+    )
+    assert 0 < finite < larger_input < 1e-9

@@ -170,6 +170,7 @@ def _measure_block(s: Settings, sweep: str, family: str, seed: int, key, d: int,
     degrees = top.monomial_degrees
     state = nk_attention.empty_prefix_state(jnp.asarray(unit.Q * s.entry_bound), unit.V.shape[1])
     S_unit = S_abs_unit = 0.0
+    S_input_unit = float((np.abs(unit.Q) @ np.abs(unit.K).T).max()) / math.sqrt(d)  # the input keys' range, for rounding
     rows = []
     for m in ms:
         new_K, new_V = unit.K_P[state.m : m], unit.V_P[state.m : m]
@@ -202,7 +203,7 @@ def _measure_block(s: Settings, sweep: str, family: str, seed: int, key, d: int,
                 k = jnp.abs(k)  # the authors' code path [code], planted here with the Taylor map
             error = float(jnp.max(jnp.abs(ntk_attention(Q, K, V, Z, k, phi) - reference)))
             bound = bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g, value_bound=norms["V_C"],
-                                             m=m, L=s.L, d=d)
+                                             m=m, L=s.L, d=d, input_score_abs_range=S_input_unit * b**2)
             for kind in labels:
                 rows.append({**common, "kind": kind, "map": "taylor", "g": g, "r": phi.r,
                              "error": error if math.isfinite(error) else math.inf, "eps": bound.eps,

@@ -1,0 +1,168 @@
+"""Tolerances derived from a rounding model, for the tests that compare two floating-point evaluations.
+
+Model (Higham, "Accuracy and Stability of Numerical Algorithms", ch. 2-3): fl(a op b) = (a op b)(1 + delta) with
+|delta| <= u; a sum or dot product of n terms, in any order, is exact for terms perturbed by relative errors of at
+most gamma_n = n u / (1 - n u). Two platform facts, asserted in tests/test_features.py
+(test_platform_exp_and_log_accuracy): XLA's exp has relative error at most 2u, its log absolute error at most
+2u (|log x| + 1). LAPACK's symmetric eigensolver is backward stable: the computed eigenvalues are those of A + E with
+||E||_2 <= p(N) u ||A||_2; we take p(N) = N, the usual statement of "a modest function of N" (LAPACK Users' Guide,
+section 4.7). Nothing here is tuned to make a test pass: every factor is written out with where it comes from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ntkprefix import model
+
+
+def unit_roundoff(dtype) -> float:
+    return float(np.finfo(np.dtype(dtype)).eps) / 2
+
+
+def gamma(n: float, u: float) -> float:
+    """gamma_n = n u / (1 - n u) (inf when n u >= 1)."""
+    return n * u / (1 - n * u) if n * u < 1 else math.inf
+
+
+# ---- the NTK of Section 3 ---------------------------------------------------------------------------------------
+
+
+def ntk_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
+    """E with |H_computed - H| <= E entrywise, for kernels.ntk_matrix (either method) and kernels.ntk_matrix_autodiff.
+
+    Notation: c = c_m, z = X W (n, m), S the exact softmax, sigma_ij = sum_r S_r(x_i) S_r(x_j),
+    gbar_ij = sum_k |x_ik x_jk| >= |<x_i, x_j>|, and |G[i,l,r]| <= 2 c S_r(x_i) (|a - abar| <= 2).
+
+    1. Softmax. z_r has absolute error <= gamma_d ||x|| ||w_r||; z_r - max z is rounded once (<= 2u max|z|); so every
+       exponent is off by at most zeta = 2 gamma_d max||x|| max||w|| + 2u max|z| (1 + u); exp adds 2u, the sum of m
+       terms gamma_m, the division u: S^_r = S_r (1 + theta_r), |theta_r| <= theta = e^{2 zeta} (1 + gamma_{m+8}) - 1.
+    2. abar_l = sum_r S_r a_lr: |abar^ - abar| <= alpha = theta + gamma_m (1 + theta).
+    3. G = (c S)(a - abar): three roundings, so |G^ - G| <= 2 c S_r eps_G,
+       eps_G = ((1 + theta)(1 + gamma_3) - 1) + (1 + theta)(1 + gamma_3) alpha / 2.
+       The reverse-mode Jacobian forms the same quantity, S c a - S (sum S c a), with the same count.
+    4. Dense: H = (1/m) sum_r gram_ij G_i G_j; the gram has error gamma_d gbar, each of the m products two roundings,
+       the sum gamma_m, the division u: |H^ - H| <= (4 c^2/m) gbar sigma eps_dense,
+       eps_dense = (1 + gamma_d)(1 + eps_G)^2 (1 + gamma_{m+3}) - 1.
+    5. Sign patterns: M_p = sum_{r in p} S_i S_j (relative beta = (1 + theta)^2 (1 + gamma_{m+1}) - 1, M_p >= 0), sums
+       over P <= 2^d_out patterns (beta' = (1 + beta)(1 + gamma_P) - 1, relative to M0 = sigma), then
+       inner = Q - abar_j R - abar_i R + abar_i abar_j M0 with |Q|, |R| <= M0, |abar| <= 1 + alpha:
+       |inner^ - inner| <= M0 B, B = 3 beta' + 2 alpha (1 + beta') + (1 + alpha)^2 (1 + beta') - 1
+       + 4 gamma_5 (1 + alpha)^2 (1 + beta'); times c^2/m and the gram (gamma_{d+5}, |inner| <= 4 M0):
+       |H^ - H| <= (c^2/m) gbar sigma ((1 + gamma_{d+5}) B + 4 gamma_{d+5}).
+    6. Autodiff: J = G x (one rounding), H = J J^T / m sums d m terms: |H^ - H| <= (4 c^2/m) gbar sigma eps_auto,
+       eps_auto = (1 + eps_G)^2 (1 + gamma_{d m + 3}) - 1.
+    sigma is bounded from above from the computed softmax: sigma <= sum S^ S^ (1 + gamma_{m+1}) / (1 - theta)^2.
+    Returns the largest of the three bounds, as an (n d_out, n d_out) array.
+    """
+    W, X, a = (np.asarray(v, np.float64) for v in (W, X, a))
+    d, m = W.shape
+    n = X.shape[0]
+    d_out = a.shape[0]
+    c = float(m) if output_scale is None else float(output_scale)
+    u = 2.0**-53
+    z = X @ W
+    zeta = 2 * gamma(d, u) * np.linalg.norm(X, axis=1).max() * np.linalg.norm(W, axis=0).max() + 2 * u * np.abs(z).max() * (1 + u)
+    theta = math.exp(2 * zeta) * (1 + gamma(m + 8, u)) - 1
+    alpha = theta + gamma(m, u) * (1 + theta)
+    eps_G = ((1 + theta) * (1 + gamma(3, u)) - 1) + (1 + theta) * (1 + gamma(3, u)) * alpha / 2
+    eps_dense = (1 + gamma(d, u)) * (1 + eps_G) ** 2 * (1 + gamma(m + 3, u)) - 1
+    beta = (1 + theta) ** 2 * (1 + gamma(m + 1, u)) - 1
+    beta_p = (1 + beta) * (1 + gamma(min(2**d_out, m), u)) - 1
+    B = 3 * beta_p + 2 * alpha * (1 + beta_p) + (1 + alpha) ** 2 * (1 + beta_p) - 1 + 4 * gamma(5, u) * (1 + alpha) ** 2 * (1 + beta_p)
+    patterns = ((1 + gamma(d + 5, u)) * B + 4 * gamma(d + 5, u)) / 4
+    eps_auto = (1 + eps_G) ** 2 * (1 + gamma(d * m + 3, u)) - 1
+    S = np.asarray(model.prefix_softmax(W, X), np.float64)
+    sigma = S @ S.T * (1 + gamma(m + 1, u)) / (1 - theta) ** 2
+    gbar = np.abs(X) @ np.abs(X).T
+    E = (4 * c**2 / m) * gbar * sigma * max(eps_dense, patterns, eps_auto)
+    return np.kron(E, np.ones((d_out, d_out)))
+
+
+def eigenvalue_allowance(H: np.ndarray) -> float:
+    """p(N) u ||H||_2 with p(N) = N: how far eigvalsh's eigenvalues may be from those of the matrix it was given."""
+    return H.shape[0] * 2.0**-53 * float(np.linalg.norm(H, 2)) * (1 + gamma(H.shape[0] ** 2, 2.0**-53))
+
+
+def frobenius_norm_upper(x: np.ndarray) -> float:
+    """An upper bound of the exact ||x||_F from the computed one: the sum of squares has relative error gamma_{N+1}."""
+    return float(np.linalg.norm(x)) * (1 + gamma(x.size + 2, 2.0**-53))
+
+
+# ---- NTK-Attention with ELU+1 features, float32 against float64 -------------------------------------------------
+
+
+def elu_ntk_attention_rounding(Q, K, V, Z, k, *, d: int, causal: bool, u: float, inputs_rounded: bool) -> float:
+    """Bound on |T_computed - T| for ntk_attention with the ELU+1 map and given (Z, k), computed with unit roundoff u
+    (inputs rounded to that precision first when ``inputs_rounded``); T is the exact formula on the float64 inputs.
+
+    With phi >= 0 and k > 0 every term of phi(q)^T k is positive, and |phi(q)^T Z| <= Vz phi(q)^T k with
+    Vz = max_rho |Z_rho| / k_rho: T is a weighted average of the rows of V and of a prefix value bounded by Vz, so
+    with Vmax = max(max|V|, Vz) the lemma of ntkprefix.bounds.rounding_allowance applies: if every term of numerator and
+    denominator is off by a relative factor at most eta, the output moves by at most 2 eta Vmax / (1 - eta), and the
+    final division adds 2 u Vmax. The factors, for one row:
+    * scores: s_j = <q, k_j>/sqrt(d): gamma_{d+3} A_j, plus 2u A_j from rounding q and k (A_j = sum_i |q_i k_ji|/sqrt(d));
+    * the shift: u |s_j - M| and, for the prefix weight, log mu (2u (|log mu| + 1)) and u |log mu - M|, all at most
+      u (3 Lambda + 2) with Lambda = 2 S_all + |log mu| + 1 bounding |s_j - M|, |log mu - M| and |log mu|;
+    * exp: 2u; sums over L input keys and r features, products and the normalisation by mu: gamma_{L + r + 8};
+    * phi(q): relative error of the map itself, eps + 2u (1 + 2^-9) + (u y)^2 (tests/test_features.py; the log-scaled
+      form used by ntk_attention has the same bound), plus the rounding of q, which moves exp(y) by |y| u:
+      eps_phi = u (|y| + 4 + 2^-8) + (u y)^2 with y = max|q| / d^(1/4) (|y| u only when the inputs are rounded);
+    * Z, k, V rounded (when the inputs are rounded): u each.
+    eta = e^{xi} (1 + gamma_{L+r+8}) (1 + eps_phi) (1 + 3u) - 1 with xi = (gamma_{d+3} + 2u) S_all + u (3 Lambda + 2).
+    """
+    Q, K, V, Z, k = (np.asarray(x, np.float64) for x in (Q, K, V, Z, k))
+    L = Q.shape[0]
+    r = k.shape[0]
+    assert np.all(k > 0)
+    s_abs = (np.abs(Q) @ np.abs(K).T) / math.sqrt(d)
+    if causal:
+        s_abs = np.where(np.tril(np.ones((L, L), bool)), s_abs, 0.0)
+    S_all = float(s_abs.max())
+    phi_q = np.where(Q > 0, Q / d**0.25 + 1, np.exp(np.minimum(Q, 0) / d**0.25))
+    w = phi_q @ k
+    mu = np.maximum(w, np.abs(phi_q @ Z).max(axis=1))
+    log_mu = float(np.abs(np.log(mu)).max())
+    Lam = 2 * S_all + log_mu + 1
+    y = float(np.abs(Q).max()) / d**0.25
+    rounded = 1.0 if inputs_rounded else 0.0
+    eps_phi = u * (rounded * y + 4 + 2.0**-8) + (u * y) ** 2
+    xi = (gamma(d + 3, u) + 2 * u * rounded) * S_all + u * (3 * Lam + 2)
+    eta = math.exp(xi) * (1 + gamma(L + r + 8, u)) * (1 + eps_phi) * (1 + 3 * u * rounded) - 1
+    Vz = float(np.max(np.abs(Z) / k[:, None])) * (1 + 2.0**-52)
+    v_max = max(float(np.abs(V).max()), Vz)
+    if eta >= 1:
+        return math.inf
+    return 2 * eta * v_max / (1 - eta) + 2 * u * v_max
+
+
+# ---- the Taylor-replaced attention in numpy, the reference of the exact-reduction property -------------------------
+
+
+def numpy_taylor_attention_rounding(Q, K, V, K_P, V_P, *, g: int) -> float:
+    """Bound on |expected - T| for the float64 numpy evaluation of prefix attention with exp replaced by T_g on the
+    prefix scores (tests/test_properties.py), T the exact value, for even g.
+
+    * sp = Q K_P^T / sqrt(d): |sp^ - s| <= gamma_{d+2} A (A = max_j sum_i |q_i k_ji| / sqrt(d)).
+    * T_g(sp^) = sum_{i<=g} sp^i / i!: pow accurate to 2u (the platform assumption of exp, for libm's pow), the
+      division by the exact i! and the sum of g + 1 terms: |T_g^ - T_g(s)| <= e^{A'} (gamma_{d+2} A + gamma_{g+4}),
+      A' = A (1 + gamma_{d+2}), because sum_i i A'^{i-1} / i! <= e^{A'} bounds the propagated score error.
+      For even g, T_g(s) >= min(e^s, 1) >= e^{-A}, so that is a relative error eps_p <= e^{2A'} (...).
+    * exp of the input scores: e^{gamma_{d+2} A_in} (1 + 2u) - 1; the two sums of L + m terms and the division.
+    Then the lemma of ntkprefix.bounds.rounding_allowance: 2 eta V / (1 - eta) + 2 u V.
+    """
+    assert g % 2 == 0
+    Q, K, V, K_P, V_P = (np.asarray(x, np.float64) for x in (Q, K, V, K_P, V_P))
+    L, d = Q.shape
+    m = K_P.shape[0]
+    u = 2.0**-53
+    A = float((np.abs(Q) @ np.abs(K_P).T).max()) / math.sqrt(d)
+    A_in = float((np.abs(Q) @ np.abs(K).T).max()) / math.sqrt(d)
+    A1 = A * (1 + gamma(d + 2, u))
+    eps_p = math.exp(2 * A1) * (gamma(d + 2, u) * A + gamma(g + 4, u))
+    eps_in = math.exp(gamma(d + 2, u) * A_in) * (1 + 2 * u) - 1
+    eta = (1 + max(eps_p, eps_in)) * (1 + gamma(L + m + 2, u)) - 1
+    v_max = max(float(np.abs(V).max()), float(np.abs(V_P).max()))
+    return 2 * eta * v_max / (1 - eta) + 2 * u * v_max if eta < 1 else math.inf
