@@ -16,7 +16,8 @@ summary's form, 1/alpha = c / (n d), i.e. alpha = n d / c. Two consequences: wit
 compute have equal loss whatever the split between m and T; with the template's eta ~ 1/m, eta m is fixed and compute
 spent on a longer prefix buys nothing.
 
-Measured: gradient descent with ONE step size eta for every run (eta = eta_c / (m_max lambda_max(H*(m_max))) of the
+Measured: gradient descent with ONE step size eta for every run (the seeds at each m run side by side, one device
+each where there are several: verify.sharding) (eta = eta_c / (m_max lambda_max(H*(m_max))) of the
 first seed), m = 2^8 .. 2^12 and several seeds; the loss read at compute levels C shared by every run (T = C/(m n d)
 an integer), chosen so that x = eta lambda_inf C / (n d) spans 2 .. 16 (lambda_inf = lambda_min of the
 infinite-prefix kernel, fixed before any run).
@@ -48,6 +49,7 @@ import numpy as np
 from ntkprefix import kernels, model, sampling, training
 from verify import instruments, plotting
 from verify.fitting import common_slope_fit
+from verify.sharding import SeedBatch
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
 from verify.settings import knob
@@ -91,17 +93,35 @@ def settings(quick: bool) -> Settings:
     return Settings(max_log2_m=10, n_seeds=2) if quick else Settings()
 
 
+def _spectrum(W0, a, X):
+    """lambda_min and lambda_max of H(W(0)) for one run (the closed-form NTK)."""
+    evals = jnp.linalg.eigvalsh(kernels.ntk_matrix(W0, X, a))
+    return evals[0], evals[-1]
+
+
+def _losses(W0, a, X, Y, *, eta, steps):
+    """Loss(W(t)), t = 0 .. steps, of gradient descent with step eta from W(0) (one run)."""
+    return training.gradient_descent(W0, X, Y, a, eta=eta, steps=steps, record_every=steps).loss
+
+
 def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     key = jax.random.PRNGKey(options.seed)
     X, Y = sampling.section3_data(jax.random.fold_in(key, 10**6), n=s.n, d=s.d, d_out=s.d_out)
+    # The seeds at each m share nothing: they run side by side, one device each where there are several
+    # (verify.sharding.SeedBatch; with one device, one after the other).
+    batch = SeedBatch(s.n_seeds)
     runs = []
-    for seed in range(s.n_seeds):
-        for m in s.ms:
+    for m in s.ms:
+        inits = []
+        for seed in range(s.n_seeds):
             k_w, k_a = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, seed), m))
-            W0, a = model.init_prefix_weights(k_w, s.d, m, s.sigma), model.random_signs(k_a, s.d_out, m)
-            evals = jnp.linalg.eigvalsh(kernels.ntk_matrix(W0, X, a))
-            runs.append({"seed": seed, "m": m, "W0": W0, "a": a, "lambda": float(evals[0]), "lambda_max": float(evals[-1])})
-    calibrations = instruments.calibrate_section3_model(runs[0]["W0"], X, Y, runs[0]["a"])
+            inits.append((model.init_prefix_weights(k_w, s.d, m, s.sigma), model.random_signs(k_a, s.d_out, m)))
+        W0s, signs = np.stack([w for w, _ in inits]), np.stack([a for _, a in inits])
+        lam, lam_max = batch.get(batch.run(_spectrum, (W0s, signs), (X,)))
+        runs += [{"seed": seed, "m": m, "W0": W0s[seed], "a": signs[seed], "lambda": float(lam[seed]),
+                  "lambda_max": float(lam_max[seed])} for seed in range(s.n_seeds)]
+    first = min(runs, key=lambda r: (r["seed"], r["m"]))
+    calibrations = instruments.calibrate_section3_model(first["W0"], X, Y, first["a"])
     if not all(c.met for c in calibrations):
         return Evaluation.instrument_error(calibrations)
 
@@ -111,17 +131,21 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     unit = s.ms[-1] * s.n * s.d  # compute levels are multiples of m_max n d, so T = C/(m n d) is an integer
     levels = sorted({max(1, round(x * s.n * s.d / (eta * lam_inf) / unit)) * unit for x in s.compute_levels})
     rows = []
-    for run in runs:
-        steps = [C // (run["m"] * s.n * s.d) for C in levels]
-        losses = np.asarray(training.gradient_descent(run["W0"], X, Y, run["a"], eta=eta, steps=steps[-1],
-                                                      record_every=steps[-1]).loss)
-        for C, T in zip(levels, steps):
-            ratio = losses[T] / losses[0]
-            rows.append({"seed": run["seed"], "m": run["m"], "T": T, "compute": C, "eta": eta, "lambda": run["lambda"],
-                         "eta_m_lambda_max": eta * run["m"] * run["lambda_max"],
-                         "x": eta * run["lambda"] * C / (s.n * s.d), "x_inf": eta * lam_inf * C / (s.n * s.d),
-                         "loss_0": float(losses[0]), "loss_T": float(losses[T]),
-                         "log_loss_ratio": math.log(ratio) if ratio > 0 and math.isfinite(ratio) else math.inf})
+    for m in s.ms:
+        at = [r for r in runs if r["m"] == m]
+        steps = [C // (m * s.n * s.d) for C in levels]
+        losses = batch.get(batch.run(_losses, (np.stack([r["W0"] for r in at]), np.stack([r["a"] for r in at])),
+                                     (X, Y), eta=eta, steps=steps[-1]))
+        for run, run_losses in zip(at, losses):
+            for C, T in zip(levels, steps):
+                ratio = run_losses[T] / run_losses[0]
+                rows.append({"seed": run["seed"], "m": m, "T": T, "compute": C, "eta": eta, "lambda": run["lambda"],
+                             "eta_m_lambda_max": eta * m * run["lambda_max"],
+                             "x": eta * run["lambda"] * C / (s.n * s.d), "x_inf": eta * lam_inf * C / (s.n * s.d),
+                             "loss_0": float(run_losses[0]), "loss_T": float(run_losses[T]),
+                             "log_loss_ratio": math.log(ratio) if ratio > 0 and math.isfinite(ratio) else math.inf})
+    rows.sort(key=lambda r: (r["seed"], r["m"], r["compute"]))
+    runs.sort(key=lambda r: (r["seed"], r["m"]))
     return _judge(s, X, rows, runs, calibrations, lam_inf)
 
 

@@ -48,10 +48,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkprefix import attention as nk_attention
-from ntkprefix import bounds, features, sampling
-from ntkprefix.attention import Projected, ntk_attention
-from ntkprefix.reduction import reduce_prefix
+from ntkprefix import bounds, features, reduction, sampling
+from ntkprefix.attention import ntk_attention
 from verify import instruments, plotting
+from verify.sharding import SeedBatch
 from verify.fitting import half_ranges, loglog_slope
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
@@ -90,7 +90,13 @@ class Settings:
     rate: float = knob(1.0, "c in the predicted error C m^-c (1/poly(m) with the simplest polynomial)")
     constant: float = knob(1.0, "C in the predicted error C m^-c; the schedule budgets the kernel bound to C m^-c")
     grid_degrees: tuple[int, ...] = knob((1, 2, 4, 8), "degrees at which the rigorous bound is checked at every m")
-    max_log2_m: int = knob(20, "fixed-d sweep m = 2^0 .. 2^max_log2_m (a growing prefix)")
+    max_log2_m: int = knob(20, "fixed-d sweep m = 2^0 .. 2^max_log2_m for every seed of both families (a growing prefix)")
+    extreme_max_log2_m: int = knob(
+        24, "the extreme seeds' growing prefix continues the fixed-d sweep to 2^this (raise it with --set to go "
+            "further; below max_log2_m it has no effect). Budget: make verify must stay under 5 minutes, and a row costs the reduction "
+            "r(g) d_v multiply-adds at the top degree g(2^24) = 15 (r = 3876), about 60 s for 2^20 .. 2^24 on 2 cores; "
+            "so the extreme family (the tight one: its error is ~C m^-c / 4) reaches 2^24 and the random seeds, whose "
+            "errors sit at the float64 floor, stop at 2^max_log2_m")
     random_seeds: int = knob(2, "independent random instances per sweep (their errors sit at the float64 floor)")
     extreme_seeds: int = knob(1, "independent extreme instances per sweep (only u and the other queries vary)")
     d_log_m_k: int = knob(4, "d = ceil(log2(m) / k) in the second sweep: d = 4 at m = 2^16, as in the fixed-d sweep")
@@ -98,6 +104,8 @@ class Settings:
     exponent_threshold: float = knob(0.5, "theta: r(m)'s local exponent over the last half must be <= theta")
     min_checked: int = knob(100, "the rigorous-bound prediction needs at least this many non-vacuous points")
     prefix_offset: float = knob(1.0, "random family: coherent prefix keys P = offset mu + noise, as a trained prefix")
+    stream_chunk_rows: int = knob(4096, "prefix rows generated per chunk: the prefix never exists whole, memory "
+                                        "O(chunk r) for the reduction and O(chunk L) for the exact reference")
     calibration_m: int = knob(200, "prefix length of the calibration instance (several reduction chunks)")
     entry_growth: float = knob(0.0, "b(m) = b m^growth; > 0 is the large_entries control")
     abs_k: bool = knob(False, "apply the authors' abs(k) (the abs_k planted fault)")
@@ -107,12 +115,14 @@ class Settings:
             raise ValueError("need d >= 1, L >= 1, max_log2_m >= 2 and d_log_m_max_log2_m >= 2")
         if self.entry_bound <= 0 or self.rate <= 0 or self.constant <= 0 or self.d_log_m_k < 1:
             raise ValueError("entry_bound, rate, constant must be > 0 and d_log_m_k >= 1")
-        if self.random_seeds < 1 or self.extreme_seeds < 1:
-            raise ValueError("need at least one random and one extreme seed")
+        if self.random_seeds < 1 or self.extreme_seeds < 1 or self.stream_chunk_rows < 1:
+            raise ValueError("need at least one random and one extreme seed, and stream_chunk_rows >= 1")
 
-    def ms(self, sweep: str) -> list[int]:
+    def ms(self, sweep: str, family: str | None = None) -> list[int]:
+        """The m of a sweep (for a family: its growing prefix; None: every m any family reaches)."""
         if sweep == "fixed_d":
-            return [2**i for i in range(self.max_log2_m + 1)]
+            top = self.max_log2_m if family == "random" else max(self.max_log2_m, self.extreme_max_log2_m)
+            return [2**i for i in range(top + 1)]
         return [2**i for i in range(1, self.d_log_m_max_log2_m + 1)]
 
     def d_at(self, sweep: str, m: int) -> int:
@@ -130,105 +140,166 @@ class Settings:
 
 def settings(quick: bool) -> Settings:
     if quick:
-        return Settings(max_log2_m=14, d_log_m_max_log2_m=12, min_checked=40)
+        return Settings(max_log2_m=14, extreme_max_log2_m=14, d_log_m_max_log2_m=12, min_checked=40)
     return Settings()
 
 
-class _GrowingSums:
-    """(Z, k) of a growing prefix for one feature map, extended by the rows it has not seen yet."""
-
-    def __init__(self, feature_map):
-        self.feature_map, self.m, self.Z, self.k = feature_map, 0, 0.0, 0.0
-
-    def at(self, K_P: np.ndarray, V_P: np.ndarray, m: int):
-        if m > self.m:
-            Z, k = reduce_prefix(K_P[self.m : m], V_P[self.m : m], self.feature_map)
-            self.Z, self.k, self.m = self.Z + Z, self.k + k, m
-        return self.Z, self.k
+# ---- The measurement: one growing prefix per (sweep, family, d), its seeds spread over the devices ---------------
+#
+# Every run below is ONE seed's computation, written as a pure function of its stream constants and running state
+# (verify.sharding.SeedBatch maps it over the seeds, one device each where there are several). The prefix exists
+# only as chunks generated inside the compiled loop (ntkprefix.sampling.prefix_stream_chunk): the exact reference
+# (ntkprefix.absorb_prefix), ONE reduction with the Taylor map of the block's top degree (whose first r(g) sums are
+# the degree-g map's: the features are ordered by degree), the ELU+1 sums, the realised score ranges and the entry
+# norms are all extended by the rows m_prev .. m - 1 only. Rows of a chunk outside that range are masked
+# (row_mask), so each function compiles once per block whatever the m.
 
 
-def _instance(s: Settings, family: str, key, d: int, m_max: int) -> Projected:
-    """The unit instance (largest entry 1) of a growing prefix, as host arrays."""
-    if family == "extreme":
-        inst = sampling.theorem_4_1_extreme_instance(key, d=d, L=s.L, m=m_max, entry_bound=1.0)
-    else:
-        inst = sampling.unit_prefix_instance(key, d=d, L=s.L, m=m_max, prefix_offset=s.prefix_offset)
-    return Projected(*(np.asarray(x, np.float64) for x in inst))
+def _advance(constants, carry, Q, lo, hi, *, family, chunk_rows, d, top_degree, entry_scale, with_elu):
+    """The running state of one seed extended by its unit prefix rows lo .. hi - 1 (entry scale b for the reference)."""
+    top = features.taylor_feature_map(d, top_degree)
+    elu = features.elu_feature_map(d)
+    b = entry_scale
+    Q_scaled = Q * b
+    scale = math.sqrt(d)
+
+    def matmul(x, y):
+        return jnp.matmul(x, y, precision=jax.lax.Precision.HIGHEST)
+
+    def body(i, carry):
+        K_c, V_c = sampling.prefix_stream_chunk(constants, i, family=family, chunk_rows=chunk_rows)
+        rows = i * chunk_rows + jnp.arange(chunk_rows)
+        mask = (rows >= lo) & (rows < hi)
+        state = nk_attention.absorb_prefix(
+            nk_attention.PrefixAttentionState(carry["row_max"], carry["row_sum"], carry["acc"], 0),
+            Q_scaled, K_c * b, V_c * b, chunk_size=chunk_rows, row_mask=mask)
+        sums = reduction.accumulate_prefix(reduction.PrefixSums(carry["Z"], carry["k"], 0), K_c, V_c, top, row_mask=mask)
+        new = dict(carry, row_max=state.row_max, row_sum=state.row_sum, acc=state.acc, Z=sums.Z, k=sums.k)
+        if with_elu:
+            elu_sums = reduction.accumulate_prefix(reduction.PrefixSums(carry["Z_elu"], carry["k_elu"], 0), K_c * b,
+                                                   V_c * b, elu, row_mask=mask)
+            new.update(Z_elu=elu_sums.Z, k_elu=elu_sums.k)
+        visible = mask[None, :]
+        new["S"] = jnp.maximum(carry["S"], jnp.max(jnp.where(visible, jnp.abs(matmul(Q, K_c.T)), 0)) / scale)
+        new["S_abs"] = jnp.maximum(carry["S_abs"],
+                                   jnp.max(jnp.where(visible, matmul(jnp.abs(Q), jnp.abs(K_c).T), 0)) / scale)
+        new["K_P_max"] = jnp.maximum(carry["K_P_max"], jnp.max(jnp.where(mask[:, None], jnp.abs(K_c), 0)))
+        new["V_P_max"] = jnp.maximum(carry["V_P_max"], jnp.max(jnp.where(mask[:, None], jnp.abs(V_c), 0)))
+        return new
+
+    return jax.lax.fori_loop(lo // chunk_rows, (hi + chunk_rows - 1) // chunk_rows, body, carry)
 
 
-def _measure_block(s: Settings, sweep: str, family: str, seed: int, key, d: int, ms: list[int]) -> list[dict]:
-    """One growing prefix (fixed d) measured at every m of ms: grid degrees, the schedule, and ELU+1 (random).
+def _fresh_reference_state(constants, Q, m, b, *, family, chunk_rows, d_v):
+    """The exact state of rows 0 .. m - 1 scaled by b, from scratch (the large_entries control: b changes with m)."""
+    state = nk_attention.PrefixAttentionState(jnp.full(Q.shape[:1], -jnp.inf, Q.dtype), jnp.zeros(Q.shape[:1], Q.dtype),
+                                              jnp.zeros((Q.shape[0], d_v), Q.dtype), 0)
 
-    Everything is extended by the new rows only: the exact reference (ntkprefix.absorb_prefix), the realised score
-    ranges and entry norms, and ONE reduction with the Taylor map of the block's top degree, whose first r(g) sums
-    are the degree-g map's (the features are ordered by degree). Instances are the unit instance scaled by b(m), so
-    the sums are the unit instance's scaled exactly: Z_alpha by b^(|alpha| + 1), k_alpha by b^|alpha|.
-    """
-    unit = _instance(s, family, key, d, ms[-1])
-    top = features.taylor_feature_map(d, max(*s.grid_degrees, s.scheduled_degree(ms[-1], d)))
-    taylor, elu = _GrowingSums(top), _GrowingSums(features.elu_feature_map(d))
-    degrees = top.monomial_degrees
-    state = nk_attention.empty_prefix_state(jnp.asarray(unit.Q * s.entry_bound), unit.V.shape[1])
-    S_unit = S_abs_unit = 0.0
-    S_input_unit = float((np.abs(unit.Q) @ np.abs(unit.K).T).max()) / math.sqrt(d)  # the input keys' range, for rounding
-    rows = []
+    def body(i, state):
+        K_c, V_c = sampling.prefix_stream_chunk(constants, i, family=family, chunk_rows=chunk_rows)
+        mask = (i * chunk_rows + jnp.arange(chunk_rows)) < m
+        return nk_attention.absorb_prefix(state, Q * b, K_c * b, V_c * b, chunk_size=chunk_rows, row_mask=mask)
+
+    state = jax.lax.fori_loop(0, (m + chunk_rows - 1) // chunk_rows, body, state)
+    return state.row_max, state.row_sum, state.acc
+
+
+def _errors(row_max, row_sum, acc, Z_unit, k_unit, Z_elu, k_elu, Q, K, V, b, *, d, degrees, abs_k, with_elu):
+    """max |NTK-Attention - prefix attention| of one seed at its current m, for every degree of the block (and ELU+1).
+
+    The reference is Algorithm 1's output from the running exact state of the b-scaled instance. NTK-Attention with
+    the degree-g Taylor map uses the first r(g) sums of the top-degree reduction of the unit instance, scaled by
+    b^(|alpha| + 1) (Z) and b^|alpha| (k), exactly."""
+    reference = nk_attention.finish_prefix_attention(nk_attention.PrefixAttentionState(row_max, row_sum, acc, 1),
+                                                     Q * b, K * b, V * b)
+    errors = []
+    for g in degrees:
+        phi = features.taylor_feature_map(d, g)
+        scale = b ** jnp.asarray(phi.monomial_degrees, Q.dtype)
+        Z, k = Z_unit[: phi.r] * (scale * b)[:, None], k_unit[: phi.r] * scale
+        if abs_k:
+            k = jnp.abs(k)  # the authors' code path [code], planted here with the Taylor map
+        errors.append(jnp.max(jnp.abs(ntk_attention(Q * b, K * b, V * b, Z, k, phi) - reference)))
+    if with_elu:
+        elu = features.elu_feature_map(d)
+        errors.append(jnp.max(jnp.abs(ntk_attention(Q * b, K * b, V * b, Z_elu, k_elu, elu) - reference)))
+    return jnp.stack(errors)
+
+
+def _measure_block(s: Settings, sweep: str, family: str, keys: list, d: int, ms: list[int]) -> list[dict]:
+    """One growing prefix per seed (fixed d), measured at every m of ms: grid degrees, the schedule, ELU+1 (random)."""
+    streams = [sampling.theorem_4_1_stream(key, family=family, d=d, L=s.L, m=ms[-1], chunk_rows=s.stream_chunk_rows,
+                                           prefix_offset=s.prefix_offset) for key in keys]
+    batch = SeedBatch(len(streams))
+    constants = jax.tree_util.tree_map(lambda *x: np.stack(x), *[st.constants for st in streams])
+    Q, K, V = (np.stack([np.asarray(getattr(st, name)) for st in streams]) for name in ("Q", "K", "V"))
+    degrees = sorted({*s.grid_degrees, *(s.scheduled_degree(m, d) for m in ms)})
+    top = features.taylor_feature_map(d, degrees[-1])
+    with_elu = family == "random" and sweep == "fixed_d" and s.entry_growth == 0
+    n, L, d_v = len(streams), s.L, V.shape[2]
+    zeros = lambda *shape: np.zeros((n, *shape))  # noqa: E731
+    carry = batch.put({"row_max": np.full((n, L), -np.inf), "row_sum": zeros(L), "acc": zeros(L, d_v),
+                       "Z": zeros(top.r, d_v), "k": zeros(top.r), "Z_elu": zeros(d, d_v), "k_elu": zeros(d),
+                       "S": zeros(), "S_abs": zeros(), "K_P_max": zeros(), "V_P_max": zeros()})
+    S_input_unit = (np.abs(Q) @ np.abs(K).transpose(0, 2, 1)).max(axis=(1, 2)) / math.sqrt(d)  # the input keys' range
+    input_K_max, input_V_max = np.abs(K).max(axis=(1, 2)), np.abs(V).max(axis=(1, 2))
+    rows, m_prev = [], 0
     for m in ms:
-        new_K, new_V = unit.K_P[state.m : m], unit.V_P[state.m : m]
-        S_unit = max(S_unit, float(np.abs(unit.Q @ new_K.T).max()) / math.sqrt(d))
-        S_abs_unit = max(S_abs_unit, float((np.abs(unit.Q) @ np.abs(new_K).T).max()) / math.sqrt(d))
+        carry = batch.run(_advance, (constants, carry, Q), (m_prev, m), family=family, chunk_rows=s.stream_chunk_rows,
+                          d=d, top_degree=top.degree, entry_scale=float(s.entry_bound), with_elu=with_elu)
+        m_prev = m
         b = s.entry_bound * m**s.entry_growth
-        Q, K, V = unit.Q * b, unit.K * b, unit.V * b
-        if s.entry_growth == 0:  # b constant: extend the exact state of the scaled instance by its new rows
-            state = nk_attention.absorb_prefix(state, jnp.asarray(Q), new_K * b, new_V * b)
-            reference = nk_attention.finish_prefix_attention(state, Q, K, V)
-        else:  # every row changes with b(m): the reference is recomputed (the control only)
-            state = state._replace(m=m)
-            reference = nk_attention.prefix_attention(Q, K, V, unit.K_P[:m] * b, unit.V_P[:m] * b)
-        norms = {"Q": float(np.abs(Q).max()), "K_C": float(max(np.abs(unit.K_P[:m]).max(), np.abs(unit.K).max()) * b),
-                 "V_C": float(max(np.abs(unit.V_P[:m]).max(), np.abs(unit.V).max()) * b)}
-        S, S_abs = S_unit * b**2, S_abs_unit * b**2
+        if s.entry_growth == 0:  # b constant: the exact state of the scaled instance, extended by the new rows
+            state = (carry["row_max"], carry["row_sum"], carry["acc"])
+        else:  # every row changes with b(m): the reference state is rebuilt from the stream (the control only)
+            state = batch.run(_fresh_reference_state, (constants, Q), (m, b), family=family,
+                              chunk_rows=s.stream_chunk_rows, d_v=d_v)
+        measured = batch.get(batch.run(
+            _errors, (*state, carry["Z"], carry["k"], carry["Z_elu"], carry["k_elu"], Q, K, V), (b,), d=d,
+            degrees=tuple(degrees), abs_k=s.abs_k, with_elu=with_elu))
+        errors = {g: measured[:, i] for i, g in enumerate(degrees)}
+        elu_errors = measured[:, -1] if with_elu else None
         g_sched = s.scheduled_degree(m, d)
-        common = {"sweep": sweep, "family": family, "seed": seed, "m": m, "d": d, "entry_scale": b, "S": S,
-                  "S_abs": S_abs, **norms}
-        Z_unit, k_unit = taylor.at(unit.K_P, unit.V_P, m)
         kinds = {g: [] for g in sorted({*s.grid_degrees, g_sched})}
         for g in s.grid_degrees:
             kinds[g].append("grid")
         kinds[g_sched].append("schedule")
-        for g, labels in kinds.items():
-            phi = features.taylor_feature_map(d, g)
-            scale = jnp.asarray(float(b) ** degrees[: phi.r])
-            Z, k = Z_unit[: phi.r] * (scale * b)[:, None], k_unit[: phi.r] * scale
-            if s.abs_k:
-                k = jnp.abs(k)  # the authors' code path [code], planted here with the Taylor map
-            error = float(jnp.max(jnp.abs(ntk_attention(Q, K, V, Z, k, phi) - reference)))
-            bound = bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g, value_bound=norms["V_C"],
-                                             m=m, L=s.L, d=d, input_score_abs_range=S_input_unit * b**2)
-            for kind in labels:
-                rows.append({**common, "kind": kind, "map": "taylor", "g": g, "r": phi.r,
-                             "error": error if math.isfinite(error) else math.inf, "eps": bound.eps,
-                             "kernel_term": bound.kernel_term, "rounding_term": bound.rounding_term,
-                             "bound": bound.total, "predicted": s.predicted_error(m) if kind == "schedule" else None})
-        if family == "random" and sweep == "fixed_d" and s.entry_growth == 0:
-            Z, k = elu.at(unit.K_P, unit.V_P, m)
-            error = float(jnp.max(jnp.abs(ntk_attention(Q, K, V, Z, k, elu.feature_map) - reference)))
-            rows.append({**common, "kind": "elu", "map": "elu", "g": None, "r": d, "error": error, "bound": None})
+        ranges = batch.get({name: carry[name] for name in ("S", "S_abs", "K_P_max", "V_P_max")})
+        for i in range(n):
+            norms = {"Q": float(np.abs(Q[i]).max()) * b, "K_C": float(max(ranges["K_P_max"][i], input_K_max[i])) * b,
+                     "V_C": float(max(ranges["V_P_max"][i], input_V_max[i])) * b}
+            S, S_abs = float(ranges["S"][i]) * b**2, float(ranges["S_abs"][i]) * b**2
+            common = {"sweep": sweep, "family": family, "seed": i, "m": m, "d": d, "entry_scale": b, "S": S,
+                      "S_abs": S_abs, **norms}
+            for g, labels in kinds.items():
+                error = float(errors[g][i])
+                bound = bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g,
+                                                 value_bound=norms["V_C"], m=m, L=L, d=d,
+                                                 input_score_abs_range=float(S_input_unit[i]) * b**2)
+                for kind in labels:
+                    rows.append({**common, "kind": kind, "map": "taylor", "g": g,
+                                 "r": features.taylor_feature_dimension(d, g),
+                                 "error": error if math.isfinite(error) else math.inf, "eps": bound.eps,
+                                 "kernel_term": bound.kernel_term, "rounding_term": bound.rounding_term,
+                                 "bound": bound.total, "predicted": s.predicted_error(m) if kind == "schedule" else None})
+            if with_elu:
+                rows.append({**common, "kind": "elu", "map": "elu", "g": None, "r": d, "error": float(elu_errors[i]),
+                             "bound": None})
     return rows
 
 
 def _measure(s: Settings, key) -> list[dict]:
     rows = []
     for sweep in SWEEPS:
-        ms = s.ms(sweep)
-        blocks = {}
-        for m in ms:  # the d-sweep is one growing prefix per value of d
-            blocks.setdefault(s.d_at(sweep, m), []).append(m)
         for family, n_seeds in (("random", s.random_seeds), ("extreme", s.extreme_seeds)):
-            for seed in range(n_seeds):
-                for d, block in blocks.items():
-                    block_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, SWEEPS.index(sweep)),
-                                                                      FAMILIES.index(family) * 1000 + seed), d)
-                    rows += _measure_block(s, sweep, family, seed, block_key, d, block)
+            blocks = {}
+            for m in s.ms(sweep, family):  # the d-sweep is one growing prefix per value of d
+                blocks.setdefault(s.d_at(sweep, m), []).append(m)
+            for d, block in blocks.items():
+                keys = [jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, SWEEPS.index(sweep)),
+                                                              FAMILIES.index(family) * 1000 + seed), d)
+                        for seed in range(n_seeds)]
+                rows += _measure_block(s, sweep, family, keys, d, block)
     return rows
 
 
