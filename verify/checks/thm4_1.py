@@ -226,8 +226,10 @@ def _errors(row_max, row_sum, acc, Z_unit, k_unit, Z_elu, k_elu, Q, K, V, b, *, 
     return jnp.stack(errors)
 
 
-def _measure_block(s: Settings, sweep: str, family: str, keys: list, d: int, ms: list[int]) -> list[dict]:
-    """One growing prefix per seed (fixed d), measured at every m of ms: grid degrees, the schedule, ELU+1 (random)."""
+def _measure_block(s: Settings, sweep: str, family: str, keys: list, d: int, ms: list[int], *, on_m=None) -> list[dict]:
+    """One growing prefix per seed (fixed d), measured at every m of ms: grid degrees, the schedule, ELU+1 (random).
+
+    ``on_m(m)``, if given, is called after each m is measured (bench/thm4_1_scale.py times the growth with it)."""
     streams = [sampling.theorem_4_1_stream(key, family=family, d=d, L=s.L, m=ms[-1], chunk_rows=s.stream_chunk_rows,
                                            prefix_offset=s.prefix_offset) for key in keys]
     batch = SeedBatch(len(streams))
@@ -285,6 +287,8 @@ def _measure_block(s: Settings, sweep: str, family: str, keys: list, d: int, ms:
             if with_elu:
                 rows.append({**common, "kind": "elu", "map": "elu", "g": None, "r": d, "error": float(elu_errors[i]),
                              "bound": None})
+        if on_m is not None:
+            on_m(m)
     return rows
 
 
