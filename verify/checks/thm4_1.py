@@ -10,8 +10,10 @@ Instances (every entry bounded by b, a constant and so o(sqrt(log m)), and attai
   V_C is exactly b at the largest m (ntkprefix.sampling.theorem_4_1_instance);
 * extreme: every entry +-b, arranged so that the Taylor kernel error is about a quarter of the derived kernel bound
   (ntkprefix.sampling.theorem_4_1_extreme_instance): the worst case of a "for every input" statement.
-Two sweeps: d fixed (d = 4) for m = 2^0 .. 2^M, and d = ceil(log2(m) / k) growing like log m (k = 4, so that it
-reaches d = 4 at m = 2^16).
+Two sweeps: d fixed (d = 4) for m = 2^0 .. 2^M (every seed; the extreme seeds on to 2^extreme_max_log2_m, 2^24 in
+full mode), and d = ceil(log2(m) / k) growing like log m (k = 4, so that it reaches d = 4 at m = 2^16). Every
+growing prefix is generated chunk by chunk and never exists in memory as a whole (see _measure_block); the seeds of
+a prefix run side by side on several devices (verify.sharding).
 
 Degree schedule, fixed before the data from the conditions only: g(m) is the smallest degree whose exact Taylor
 remainder on the a-priori score range S_b = b^2 sqrt(d) (every entry <= b gives |<q,k'>|/sqrt(d) <= S_b) makes the
