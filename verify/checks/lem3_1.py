@@ -89,10 +89,10 @@ class Settings:
                                     "regime, 9e-3 the edge of the lemma's range")
     radius_limit: float = knob(0.01, "R in (0, 0.01) [paper]")
     sup_min_log2_m: int = knob(6, "worst-case sweep from m = 2^6")
-    sup_max_log2_m: int = knob(16, "worst-case sweep up to m = 2^16")
+    sup_max_log2_m: int = knob(16, "worst-case sweep up to m = 2^16 (quick mode: 2^12)")
     sup_log2_m_step: int = knob(2, "every second doubling: 6 prefix lengths over a 1024x range")
     sweep_seeds: int = knob(3, "independent (W(0), a) per m in the worst-case sweep")
-    probability_seeds: int = knob(20, "independent (W(0), a) at the largest m for conclusion_probability (>= 20)")
+    probability_seeds: int = knob(20, "independent (W(0), a) at the largest m for conclusion_probability (>= 20; quick mode: 8)")
     first_order_max_iterations: int = knob(40, "alternating first-order ascent: at most this many steps")
     first_order_tolerance: float = knob(1e-5, "... stopping when a step raises ||DH[U]|| by less than this (relative); "
                                         "the ascent at each R refines further")
@@ -105,7 +105,7 @@ class Settings:
     lemma_margin: float = knob(2.0, "K_lemma R = margin 5 (e^{4R} - 1) A_inf: A(W(0)) within a factor 2 of its limit "
                                "(the factor the project uses for lambda_min >= lambda/2)")
     min_log2_m: int = knob(4, "concentration sweep from m = 2^4")
-    max_log2_m: int = knob(18, "concentration sweep up to m = 2^18 (the -1/2 rate sets in from m ~ 2^8)")
+    max_log2_m: int = knob(18, "concentration sweep up to m = 2^18 (the -1/2 rate sets in from m ~ 2^8; quick mode: 2^14)")
     n_seeds: int = knob(5, "independent (W(0), a) per m in the concentration sweep")
 
     def __post_init__(self):

@@ -88,10 +88,10 @@ class Settings:
     m0_log2: int = knob(10, "m0 = 2^this: the smallest power of two from which lambda_min(H(W(0))) >= lambda_min(H_inf)/2 "
                         "in every run (kernel concentrated; PAPER.md: relative error 0.31 at 2^10)")
     min_log2_m: int = knob(8, "smallest prefix length 2^8 (below m0: measured and shown, not predicted)")
-    max_log2_m: int = knob(16, "largest prefix length 2^16")
-    log2_m_step: int = knob(2, "every second doubling in full mode (each m compiles; 2^16 with 20 runs dominates)")
+    max_log2_m: int = knob(16, "largest prefix length 2^16 (quick mode: 2^13)")
+    log2_m_step: int = knob(2, "every second doubling (each m compiles; 2^16 with 20 runs dominates; quick mode: every doubling)")
     sweep_seeds: int = knob(5, "independent (W(0), a) per m")
-    probability_seeds: int = knob(20, "independent (W(0), a) at the largest m for conclusion_probability (>= 20)")
+    probability_seeds: int = knob(20, "independent (W(0), a) at the largest m for conclusion_probability (>= 20; quick mode: 8)")
     antithetic_seeds: int = knob(3, "antithetic initialisations per m >= m0, reported beside the claim")
     n_records: int = knob(20, "lambda_min(H(W(t))) and F(W(t)) recorded at about 20 evenly spaced steps")
     max_steps: int = knob(20000, "runs whose T exceeds this are not run (reported as not checked)")
