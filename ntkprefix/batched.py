@@ -29,7 +29,10 @@ def _check_batch(W0, X, a, Y=None) -> int:
     require_rank("W0", W0, 3, "(S, d, m)")
     require_rank("a", a, 3, f"(S, d_out, {W0.shape[2]})")
     require(a.shape[0] == W0.shape[0], f"a must hold one sign array per run: shape ({W0.shape[0]}, d_out, m), got {shape_of(a)}")
-    _check(W0[0], X, a[0], Y)
+    if Y is None:
+        _check(W0[0], X, a[0], W_name="W0")
+    else:
+        _check(W0[0], X, a[0], Y, W_name="W0")
     return W0.shape[0]
 
 

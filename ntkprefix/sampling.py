@@ -7,6 +7,8 @@ hardest instance that still meets the condition; a radius above it breaks the co
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,7 +135,9 @@ def theorem_4_1_extreme_instance(
     V = jax.random.rademacher(k_v, (L, d), dtype)
     flips = jnp.where(jnp.arange(d) < d // 2, -1.0, 1.0).astype(dtype)
     neutral_score = entry_bound**2 * (d - 2 * (d // 2)) / d**0.5
-    ratio = max(1, round(float(np.exp(entry_bound**2 * d**0.5 + neutral_score))))
+    # R far keys per neutral key; beyond m the block never closes (capped: exp can exceed any integer)
+    log_ratio = entry_bound**2 * d**0.5 + neutral_score
+    ratio = m if log_ratio >= math.log(m + 1) else max(1, round(math.exp(log_ratio)))
     is_neutral = (jnp.arange(m) % (ratio + 1)) == ratio
     K_P = jnp.where(is_neutral[:, None], (u * flips)[None, :], -u[None, :])
     V_P = jnp.broadcast_to(jnp.where(is_neutral, -1.0, 1.0).astype(dtype)[:, None], (m, d))

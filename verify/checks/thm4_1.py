@@ -324,7 +324,7 @@ def _sensitivity(s: Settings) -> dict:
     out = {}
     for k in (2, 4, 8):
         points = _exponent_points(s, "d_log_m", ms, k)
-        _, last = half_ranges(points) if len(points) >= 2 else (points, points)
+        last = half_ranges(points)[1] if len(points) >= 3 else points  # two d-steps: their two ends
         for rate in (0.25, 0.5, 1.0):
             r = [features.taylor_feature_dimension(max(1, math.ceil(math.log2(m) / k)),
                                                    s.scheduled_degree(m, max(1, math.ceil(math.log2(m) / k)), rate=rate))
