@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkprefix._validation import require
+from typing import NamedTuple
+
 from ntkprefix.attention import Projected, project
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "entry_norms",
     "section3_data",
     "perturbation_directions",
+    "DeepInstance",
+    "deep_prefix_instance",
 ]
 
 
@@ -137,3 +141,36 @@ def section3_data(
 def perturbation_directions(key: jax.Array, W: jax.Array) -> jax.Array:
     """U (d, m) with every column of unit norm: W + R U moves each w_r by exactly R (Lemma 3.1's ball, at its edge)."""
     return _unit_rows(key, (W.shape[1], W.shape[0]), W.dtype).T
+
+
+class DeepInstance(NamedTuple):
+    """Input X (L, d) and, per layer l, W_Q[l], W_K[l], W_V[l] (d, d) and the prefix P[l] (m, d)."""
+
+    X: jax.Array
+    W_Q: jax.Array
+    W_K: jax.Array
+    W_V: jax.Array
+    P: jax.Array
+
+
+def deep_prefix_instance(
+    key: jax.Array, *, d: int, L: int, m: int, depth: int, weight_norm: float, entry_bound: float,
+    prefix_offset: float = 1.0, dtype=jnp.float64,
+) -> DeepInstance:
+    """A D-layer instance at the edge of its conditions  [derived, the depth check].
+
+    X ~ N(0, I) and every prefix P[l] = prefix_offset mu_l + N(0, I) (coherent rows, as a trained prefix's) scaled so
+    that their largest entry is exactly ``entry_bound``; every W ~ N(0, I) scaled so that ||W||_inf = max_c
+    sum_r |W_rc| equals ``weight_norm`` exactly (then ||x W||_inf <= weight_norm ||x||_inf, the a-priori propagation
+    of ntkprefix.depth). The first n rows of P[l] are a growing prefix whose largest entry reaches the bound at m.
+    """
+    require(d >= 1 and L >= 1 and m >= 1 and depth >= 1, f"d, L, m, depth must be >= 1, got {d}, {L}, {m}, {depth}")
+    require(weight_norm > 0 and entry_bound > 0, "weight_norm and entry_bound must be > 0")
+    k_x, k_w, k_p, k_mu = jax.random.split(key, 4)
+    X = entry_bound * _unit_inf(jax.random.normal(k_x, (L, d), dtype))
+    W = jax.random.normal(k_w, (3, depth, d, d), dtype)
+    W = weight_norm * W / jnp.abs(W).sum(axis=2, keepdims=True).max(axis=3, keepdims=True)
+    mu = jax.random.normal(k_mu, (depth, 1, d), dtype)
+    P = prefix_offset * mu + jax.random.normal(k_p, (depth, m, d), dtype)
+    P = entry_bound * P / jnp.abs(P).max(axis=(1, 2), keepdims=True)
+    return DeepInstance(X, W[0], W[1], W[2], P)
