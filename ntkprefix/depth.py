@@ -61,6 +61,7 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ntkprefix._validation import require
 from ntkprefix.attention import ntk_attention, prefix_attention
@@ -127,23 +128,24 @@ def deep_ntk_attention(
     return out, local
 
 
-def operator_inf_norm(W: jax.Array) -> float:
+def operator_inf_norm(W) -> float:
     """||W||_inf = max_c sum_r |W_rc|: ||x W||_inf <= ||W||_inf ||x||_inf for a row vector x."""
-    return float(jnp.max(jnp.sum(jnp.abs(W), axis=0)))
+    return float(np.max(np.sum(np.abs(np.asarray(W, np.float64)), axis=0)))
 
 
-def attention_lipschitz_bound(layer: PrefixLayer, X: jax.Array, X_other: jax.Array) -> float:
+def attention_lipschitz_bound(layer: PrefixLayer, X, X_other) -> float:
     """Lambda = a_V + 2 R_V (c_Q + c_K)/sqrt(d): a Lipschitz constant of Algorithm 1 in ||.||_max on the segment
-    from X to X_other  [derived, module docstring]."""
-    d = X.shape[1]
-    ends = (X, X_other)
-    keys = [layer.K_P] + [Y @ layer.W_K for Y in ends]
-    queries = [Y @ layer.W_Q for Y in ends]
-    values = jnp.concatenate([layer.V_P] + [Y @ layer.W_V for Y in ends], axis=0)
-    range_v = float(jnp.max(values.max(axis=0) - values.min(axis=0)))
-    c_q = max(float(jnp.max(jnp.sum(jnp.abs(K @ layer.W_Q.T), axis=1))) for K in keys)  # ||W_Q k_j^T||_1
-    c_k = max(float(jnp.max(jnp.sum(jnp.abs(Q @ layer.W_K.T), axis=1))) for Q in queries)  # ||W_K q_i^T||_1
-    return operator_inf_norm(layer.W_V) + 2.0 * range_v * (c_q + c_k) / math.sqrt(d)
+    from X to X_other  [derived, module docstring]. Computed on the host (float64 numpy): a bound, not a kernel."""
+    W_Q, W_K, W_V, K_P, V_P = (np.asarray(a, np.float64) for a in layer)
+    ends = (np.asarray(X, np.float64), np.asarray(X_other, np.float64))
+    d = ends[0].shape[1]
+    keys = [K_P] + [Y @ W_K for Y in ends]
+    queries = [Y @ W_Q for Y in ends]
+    values = np.concatenate([V_P] + [Y @ W_V for Y in ends], axis=0)
+    range_v = float(np.max(values.max(axis=0) - values.min(axis=0)))
+    c_q = max(float(np.max(np.sum(np.abs(K @ W_Q.T), axis=1))) for K in keys)  # ||W_Q k_j^T||_1
+    c_k = max(float(np.max(np.sum(np.abs(Q @ W_K.T), axis=1))) for Q in queries)  # ||W_K q_i^T||_1
+    return operator_inf_norm(W_V) + 2.0 * range_v * (c_q + c_k) / math.sqrt(d)
 
 
 def composed_error_bound(one_layer: Sequence[float], lipschitz: Sequence[float], *, residual: bool = True) -> float:

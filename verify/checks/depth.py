@@ -145,16 +145,31 @@ def settings(quick: bool) -> Settings:
     return Settings()
 
 
+def _host(inst: sampling.DeepInstance) -> sampling.DeepInstance:
+    """The instance as float64 numpy arrays: host-side slicing and bounds compile nothing for each new m."""
+    return sampling.DeepInstance(*(np.asarray(a, np.float64) for a in inst))
+
+
 def _layers(inst: sampling.DeepInstance, m: int, scale: float) -> list[depth.PrefixLayer]:
     return [depth.PrefixLayer(inst.W_Q[l], inst.W_K[l], inst.W_V[l], scale * inst.P[l, :m] @ inst.W_K[l],
                               scale * inst.P[l, :m] @ inst.W_V[l]) for l in range(inst.P.shape[0])]
 
 
+def _grow(sums, K_P, V_P, phi, block: int = 16):
+    """The running sums extended to the rows of K_P, V_P, fed in blocks of ``block`` rows (single rows below it), so
+    that the reduction compiles for two row counts only, whatever m."""
+    while sums.m < K_P.shape[0]:
+        n = block if K_P.shape[0] - sums.m >= block and sums.m % block == 0 else 1
+        sums = accumulate_prefix(sums, K_P[sums.m : sums.m + n], V_P[sums.m : sums.m + n], phi)
+    return sums
+
+
 def _one_layer_bound(layer: depth.PrefixLayer, Y, g: int, m: int, s: Settings) -> float:
+    Y = np.asarray(Y, np.float64)
     Q = Y @ layer.W_Q
-    S = float(jnp.max(jnp.abs(Q @ layer.K_P.T))) / math.sqrt(s.d)
-    S_abs = float(jnp.max(jnp.abs(Q) @ jnp.abs(layer.K_P).T)) / math.sqrt(s.d)
-    V = float(max(jnp.max(jnp.abs(layer.V_P)), jnp.max(jnp.abs(Y @ layer.W_V))))
+    S = float(np.max(np.abs(Q @ layer.K_P.T))) / math.sqrt(s.d)
+    S_abs = float(np.max(np.abs(Q) @ np.abs(layer.K_P).T)) / math.sqrt(s.d)
+    V = float(max(np.max(np.abs(layer.V_P)), np.max(np.abs(Y @ layer.W_V))))
     return bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g, value_bound=V, m=m, L=s.L,
                                     d=s.d).total
 
@@ -162,8 +177,8 @@ def _one_layer_bound(layer: depth.PrefixLayer, Y, g: int, m: int, s: Settings) -
 def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
     """One growing D-layer instance measured at every m: the exact stack, and the NTK stack at every degree set."""
     ms = s.ms()
-    inst = sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=ms[-1], depth=s.depth, weight_norm=w,
-                                         entry_bound=s.entry_bound, prefix_offset=s.prefix_offset)
+    inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=ms[-1], depth=s.depth, weight_norm=w,
+                                               entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
     schedule = ({m: s.scheduled_degrees(m) for m in ms if m >= s.schedule_min_m}
                 if w == s.schedule_weight_norm else {})
     top = [max([*s.grid_degrees, *(g[l] for g in schedule.values())]) for l in range(s.depth)]
@@ -173,19 +188,20 @@ def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
     for m in ms:
         scale = m**s.entry_growth
         unscaled = _layers(inst, m, 1.0)
-        running = [accumulate_prefix(sums, lay.K_P[sums.m :], lay.V_P[sums.m :], phi)
-                   for sums, lay, phi in zip(running, unscaled, tops)]
+        running = [_grow(sums, lay.K_P, lay.V_P, phi) for sums, lay, phi in zip(running, unscaled, tops)]
+        host_sums = [(np.asarray(x.Z, np.float64), np.asarray(x.k, np.float64)) for x in running]
         X = inst.X * scale
         layers = _layers(inst, m, scale)
         exact = depth.deep_prefix_attention(X, layers)
-        entries = {"X": float(jnp.max(jnp.abs(X))) / scale, "P": float(jnp.max(jnp.abs(inst.P[:, :m]))),
-                   "P_min_layer": float(jnp.min(jnp.max(jnp.abs(inst.P[:, :m]), axis=(1, 2))))}
+        entries = {"X": float(np.max(np.abs(X))) / scale, "P": float(np.max(np.abs(inst.P[:, :m]))),
+                   "P_min_layer": float(np.min(np.max(np.abs(inst.P[:, :m]), axis=(1, 2))))}
         apriori = s.a_priori(m, w)
         exact_layers = []
+        exact = [np.asarray(Y, np.float64) for Y in exact]
         for l, lay in enumerate(layers):
             Y = exact[l]
-            exact_layers.append({"input_max": float(jnp.max(jnp.abs(Y))),
-                                 "score_range": float(jnp.max(jnp.abs((Y @ lay.W_Q) @ lay.K_P.T))) / math.sqrt(s.d),
+            exact_layers.append({"input_max": float(np.max(np.abs(Y))),
+                                 "score_range": float(np.max(np.abs((Y @ lay.W_Q) @ lay.K_P.T))) / math.sqrt(s.d),
                                  "lipschitz": depth.attention_lipschitz_bound(lay, Y, Y)})
         degree_sets = [("grid", [g] * s.depth) for g in s.grid_degrees]
         if m in schedule:
@@ -194,21 +210,22 @@ def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
             phis = [features.taylor_feature_map(s.d, g) for g in degrees]
             sums = []
             for l, phi in enumerate(phis):
-                unit = jnp.asarray(float(scale) ** tops[l].monomial_degrees[: phi.r])  # feature alpha scales as t^|alpha|
-                sums.append((running[l].Z[: phi.r] * (unit * scale)[:, None], running[l].k[: phi.r] * unit))
+                unit = float(scale) ** tops[l].monomial_degrees[: phi.r]  # feature alpha scales as t^|alpha|
+                sums.append((host_sums[l][0][: phi.r] * (unit * scale)[:, None], host_sums[l][1][: phi.r] * unit))
             if s.shared_reduction:
                 sums = [sums[0]] * s.depth
                 phis = [phis[0]] * s.depth
             ntk, local = depth.deep_ntk_attention(X, layers, sums, phis)
+            ntk = [np.asarray(Y, np.float64) for Y in ntk]
             betas = [_one_layer_bound(lay, ntk[l], degrees[l], m, s) for l, lay in enumerate(layers)]
             lams = [depth.attention_lipschitz_bound(lay, exact[l], ntk[l]) for l, lay in enumerate(layers)]
             for D in range(1, s.depth + 1):
-                error = float(jnp.max(jnp.abs(ntk[D] - exact[D])))
+                error = float(np.max(np.abs(ntk[D] - exact[D])))
                 bound = depth.composed_error_bound(betas[:D], lams[:D])
                 rows.append({
                     "weight_norm": w, "seed": seed, "m": m, "kind": kind, "g": degrees[0] if kind == "grid" else None,
                     "degrees": list(degrees[:D]), "D": D, "error": error if math.isfinite(error) else math.inf,
-                    "first_layer_error": float(jnp.max(jnp.abs(ntk[1] - exact[1]))),
+                    "first_layer_error": float(np.max(np.abs(ntk[1] - exact[1]))),
                     "local_errors": [float(e) for e in local[:D]], "betas": betas[:D], "lipschitz": lams[:D],
                     "amplification_bound": math.prod(1.0 + x for x in lams[1:D]),
                     "bound": bound, "vacuous": not math.isfinite(bound),
@@ -231,8 +248,8 @@ def _measure(s: Settings, key) -> list[dict]:
 def _calibrate(s: Settings, key) -> list:
     """Layer 1 against the dense softmax and the Taylor kernel summed directly; the stack against a dense composition;
     the Lipschitz bound against difference quotients of random perturbations."""
-    inst = sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=s.calibration_m, depth=s.depth,
-                                         weight_norm=s.schedule_weight_norm, entry_bound=s.entry_bound)
+    inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=s.calibration_m, depth=s.depth,
+                                               weight_norm=s.schedule_weight_norm, entry_bound=s.entry_bound))
     layers = _layers(inst, s.calibration_m, 1.0)
     first = layers[0]
     out = instruments.calibrate_attention(
