@@ -102,7 +102,14 @@ def _cosine(a, b) -> float:
     return float(a @ b / denominator) if denominator > 0 else math.nan
 
 
-def _learned_errors(s: Settings, W, K_P, V_P, k_train, X_test, T_test, m: int, variant: str = "learned_elu") -> dict:
+def _training_data(s: Settings, W, K_P, V_P, k_train):
+    """The fresh training inputs (steps, batch, L, d) and their prefix-attention targets, shared by every variant."""
+    X_train = jax.random.normal(k_train, (s.steps, s.batch, s.L, s.d), jnp.float32)
+    return X_train, _targets(W, K_P, V_P, X_train.reshape(-1, s.L, s.d)).reshape(X_train.shape)
+
+
+def _learned_errors(s: Settings, W, K_P, V_P, k_train, X_test, T_test, m: int, variant: str = "learned_elu",
+                    train_data=None) -> dict:
     """Adam on (Z~, k~) with Z = m Z~, k = m abs(k~); held-out error, and what (Z, k) converged to against the
     closed-form sums Z* = phi(K_P)^T V_P, k* = phi(K_P)^T 1 of the same ELU+1 map."""
     phi = nk.elu_feature_map(s.d)
@@ -122,8 +129,7 @@ def _learned_errors(s: Settings, W, K_P, V_P, k_train, X_test, T_test, m: int, v
     optimizer = optax.adam(s.learning_rate)
     k0 = 1.0 / phi.r if options["k_init"] == "1/r" else 0.0
     params = {"Z": jnp.zeros((phi.r, s.d), jnp.float32), "k": jnp.full((phi.r,), k0, jnp.float32)}
-    X_train = jax.random.normal(k_train, (s.steps, s.batch, s.L, s.d), jnp.float32)
-    T_train = _targets(W, K_P, V_P, X_train.reshape(-1, s.L, s.d)).reshape(X_train.shape)
+    X_train, T_train = train_data if train_data is not None else _training_data(s, W, K_P, V_P, k_train)
 
     @jax.jit
     def train(params):
@@ -206,8 +212,9 @@ def measure(*, quick: bool = False, seed: int = 0) -> dict:
             W, K_P, V_P, k_train, k_test = _instance(jax.random.fold_in(jax.random.fold_in(key, i), int(1000 * std)), s, m, std)
             X_test = jax.random.normal(k_test, (s.held_out, s.L, s.d), jnp.float32)
             T_test = _targets(W, K_P, V_P, X_test)
+            train_data = _training_data(s, W, K_P, V_P, k_train)
             rows.append({"weights": label, "weight_std": std, "m": m,
-                         **{variant: _learned_errors(s, W, K_P, V_P, k_train, X_test, T_test, m, variant)
+                         **{variant: _learned_errors(s, W, K_P, V_P, k_train, X_test, T_test, m, variant, train_data)
                             for variant in LEARNED_VARIANTS},
                          "closed_form_elu": _closed_form_elu_errors(s, W, K_P, V_P, X_test, T_test),
                          "taylor": _taylor_errors(s, W, K_P, V_P, X_test, T_test),
