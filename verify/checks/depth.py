@@ -420,14 +420,15 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
     per = result.findings["by_weight_norm_and_depth"]
     Ds = list(range(1, st["depth"] + 1))
     for color, w in zip(plotting.COLORS, st["weight_norms"]):
-        ax_s.plot(Ds, [per[f"w={w} D={D}"]["median_slack"] for D in Ds], "o-", color=color, label=f"B_D / E_D, w={w}")
+        ax_s.plot(Ds, [per[f"w={w} D={D}"]["slack_over_one_layer_slack"] for D in Ds], "o-", color=color,
+                  label=f"(B_D/E_D) / (B_1/E_1), w={w}")
         ax_s.plot(Ds, [per[f"w={w} D={D}"]["median_amplification_bound"] for D in Ds], ":", color=color,
                   label=f"prod (1 + Lambda), w={w}")
-        ax_s.plot(Ds, [per[f"w={w} D={D}"]["median_measured_amplification"] for D in Ds], "x--", color=color, lw=0.8,
-                  label=f"E_D / E_1 measured, w={w}")
+        ax_s.plot(Ds, [per[f"w={w} D={D}"]["median_error_over_sum_of_local"] for D in Ds], "x--", color=color, lw=0.8,
+                  label=f"E_D / sum of local errors, w={w}")
     ax_s.axhline(st["slack_limit"], color="grey", lw=0.8)
     ax_s.set(yscale="log", xlabel="depth D", ylabel="median over m >= 2 and g", xticks=Ds,
-             title="composed bound slack and amplification")
+             title="slack added by the composition; amplification")
     ax_s.legend(fontsize=5, ncol=1, loc="upper left")
     C, c = st["constant"], st["rate"]
     for color, D in zip(plotting.COLORS, Ds):
