@@ -262,28 +262,39 @@ FAMILY_STYLE = {"full": ("full fine-tuning", "*"), "head": ("head only", "x"), "
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    """Test accuracy (mean, 95% interval) against trainable parameters, one colour per family."""
-    fig, (ax,) = plotting.new_figure(width=7.0, height=4.6)
+    """Test accuracy (mean, 95% interval) and the paired gain over head only, against trainable parameters, one
+    colour per family. Methods with equal parameter counts are drawn side by side (x offset by a few per cent)."""
+    fig, (ax, ax_g) = plotting.new_figure(ncols=2, width=6.2, height=4.6)
     summary = data["summary"]
+    seen: dict[int, int] = {}
     for color, (kind, (label, marker)) in zip(plotting.COLORS, FAMILY_STYLE.items()):
         sel = sorted([r for r in summary if r["kind"] == kind], key=lambda r: r["trainable_parameters"])
         if not sel:
             continue
-        x = [r["trainable_parameters"] for r in sel]
-        y = [r["accuracy_mean"] for r in sel]
-        err = [[r["accuracy_mean"] - r["accuracy_low"] for r in sel], [r["accuracy_high"] - r["accuracy_mean"] for r in sel]]
-        ax.errorbar(x, y, yerr=err, fmt=marker + ("-" if kind == "prefix" else ""), color=color, ms=5, capsize=2,
-                    lw=1, label=label)
+        x = []
         for r in sel:
-            text = {"prefix": f"m={r['m']}", "lora": f"r={r['rank']}", "ntk_lowrank": f"s={r['rank']}",
-                    "ntk_taylor": f"g={r['degree']}", "ntk_elu": "abs(k)" if "abs" in r["method"] else "k free"}.get(kind)
-            if text:
-                ax.annotate(text, (r["trainable_parameters"], r["accuracy_mean"]), fontsize=6,
-                            xytext=(3, -9 if kind == "ntk_elu" and "abs" in r["method"] else 3),
-                            textcoords="offset points")
+            n = seen.get(r["trainable_parameters"], 0)
+            seen[r["trainable_parameters"]] = n + 1
+            x.append(r["trainable_parameters"] * 1.12**n)
+        for axis, key in ((ax, "accuracy"), (ax_g, "gain_over_head")):
+            y = [r[f"{key}_mean"] for r in sel]
+            err = [[r[f"{key}_mean"] - r[f"{key}_low"] for r in sel], [r[f"{key}_high"] - r[f"{key}_mean"] for r in sel]]
+            axis.errorbar(x, y, yerr=err, fmt=marker + ("-" if kind == "prefix" else ""), color=color, ms=5, capsize=2,
+                          lw=1, label=label)
+            for xi, r in zip(x, sel):
+                text = {"prefix": f"m={r['m']}", "lora": f"r={r['rank']}", "ntk_lowrank": f"s={r['rank']}",
+                        "ntk_taylor": f"g={r['degree']}",
+                        "ntk_elu": "abs(k)" if "abs" in r["method"] else "k free"}.get(kind)
+                if text:
+                    axis.annotate(text, (xi, r[f"{key}_mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
     s = data["settings"]
-    ax.set(xscale="log", xlabel="trainable parameters (new head included)", ylabel="test accuracy, task B (digits 5-9)",
-           title=(f"Tables 1-2 in miniature: digits 0-4 -> 5-9, d={s['config']['d']}, {s['config']['heads']} heads, "
-                  f"{s['config']['layers']} blocks; {s['seeds']} seeds, 95% intervals"))
-    ax.legend(loc="lower right")
+    ax.set(xscale="log", xlabel="trainable parameters (new head included)", ylabel="test accuracy, digits 5-9",
+           title="accuracy (mean over seeds, 95% t-interval)")
+    ax_g.axhline(0.0, color="grey", lw=0.8)
+    ax_g.set(xscale="log", xlabel="trainable parameters (new head included)",
+             ylabel="test accuracy minus head only's (same seed)", title="paired gain over the head-only baseline")
+    ax_g.legend(loc="lower left")
+    fig.suptitle(f"Tables 1-2 in miniature: pre-trained on digits 0-4, adapted to 5-9; d={s['config']['d']}, "
+                 f"{s['config']['heads']} heads, {s['config']['layers']} blocks\n{s['seeds']} seeds; Adam, "
+                 f"{s['adapt_steps']} steps, learning rate from {tuple(s['learning_rates'])} by validation")
     return plotting.save(fig, out_dir, "peft")
