@@ -293,7 +293,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     ax_g.axhline(0.0, color="grey", lw=0.8)
     ax_g.set(xscale="log", xlabel="trainable parameters (new head included)",
              ylabel="test accuracy minus head only's (same seed)", title="paired gain over the head-only baseline")
-    ax_g.legend(loc="lower left")
+    ax.legend(loc="lower right")
     fig.suptitle(f"Tables 1-2 in miniature: pre-trained on digits 0-4, adapted to 5-9; d={s['config']['d']}, "
                  f"{s['config']['heads']} heads, {s['config']['layers']} blocks\n{s['seeds']} seeds; Adam, "
                  f"{s['adapt_steps']} steps, learning rate from {tuple(s['learning_rates'])} by validation")
