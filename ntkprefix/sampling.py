@@ -22,6 +22,7 @@ from ntkprefix._validation import (
     require_key,
     require_scalar,
 )
+from typing import NamedTuple
 from ntkprefix.attention import Projected, project
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "entry_norms",
     "section3_data",
     "perturbation_directions",
+    "DeepInstance",
+    "deep_prefix_instance",
 ]
 
 
@@ -126,8 +129,10 @@ def theorem_4_1_extreme_instance(
     K_P, V_P only. The first n prefix rows of an instance with m rows are the instance with n rows (a growing
     prefix with every entry +-b at every n).
     """
-    require(d >= 1 and L >= 1 and m >= 1, f"d, L, m must be >= 1, got d={d}, L={L}, m={m}")
-    require(entry_bound > 0, f"entry_bound must be > 0, got {entry_bound!r}")
+    key = require_key("key", key)
+    d, L, m = (require_int(name, v, low=1) for name, v in (("d", d), ("L", L), ("m", m)))
+    entry_bound = require_scalar("entry_bound", entry_bound, low=0, low_open=True)
+    dtype = require_float_dtype("dtype", dtype)
     k_u, k_q, k_k, k_v = jax.random.split(key, 4)
     u = jax.random.rademacher(k_u, (d,), dtype)
     Q = jnp.concatenate([u[None, :], jax.random.rademacher(k_q, (L - 1, d), dtype)], axis=0)
@@ -181,3 +186,38 @@ def perturbation_directions(key: jax.Array, W: jax.Array) -> jax.Array:
     W = as_float_array("W", W, "(d, m)", rank=2)
     require_finite("W", W)  # only its shape and dtype are used, but W + R U would carry the non-finite entries
     return _unit_rows(key, (W.shape[1], W.shape[0]), W.dtype).T
+
+
+class DeepInstance(NamedTuple):
+    """Input X (L, d) and, per layer l, W_Q[l], W_K[l], W_V[l] (d, d) and the prefix P[l] (m, d)."""
+
+    X: jax.Array
+    W_Q: jax.Array
+    W_K: jax.Array
+    W_V: jax.Array
+    P: jax.Array
+
+
+def deep_prefix_instance(
+    key: jax.Array, *, d: int, L: int, m: int, depth: int, weight_norm: float, entry_bound: float,
+    prefix_offset: float = 1.0, dtype=jnp.float64,
+) -> DeepInstance:
+    """A D-layer instance at the edge of its conditions  [derived, the depth check].
+
+    X ~ N(0, I) and every prefix P[l] = prefix_offset mu_l + N(0, I) (coherent rows, as a trained prefix's) scaled so
+    that their largest entry is exactly ``entry_bound``; every W ~ N(0, I) scaled so that ||W||_inf = max_c
+    sum_r |W_rc| equals ``weight_norm`` exactly (then ||x W||_inf <= weight_norm ||x||_inf, the a-priori propagation
+    of ntkprefix.depth). The first n rows of P[l] are a growing prefix whose largest entry reaches the bound at m.
+    """
+    key = require_key("key", key)
+    d, L, m, depth = (require_int(name, v, low=1) for name, v in (("d", d), ("L", L), ("m", m), ("depth", depth)))
+    weight_norm = require_scalar("weight_norm", weight_norm, low=0, low_open=True)
+    entry_bound = require_scalar("entry_bound", entry_bound, low=0, low_open=True)
+    k_x, k_w, k_p, k_mu = jax.random.split(key, 4)
+    X = entry_bound * _unit_inf(jax.random.normal(k_x, (L, d), dtype))
+    W = jax.random.normal(k_w, (3, depth, d, d), dtype)
+    W = weight_norm * W / jnp.abs(W).sum(axis=2, keepdims=True).max(axis=3, keepdims=True)
+    mu = jax.random.normal(k_mu, (depth, 1, d), dtype)
+    P = prefix_offset * mu + jax.random.normal(k_p, (depth, m, d), dtype)
+    P = entry_bound * P / jnp.abs(P).max(axis=(1, 2), keepdims=True)
+    return DeepInstance(X, W[0], W[1], W[2], P)

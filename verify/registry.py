@@ -126,7 +126,8 @@ class Claim:
         )
 
 
-_CHECK_MODULES = ("verify.checks.lem3_1", "verify.checks.thm3_2", "verify.checks.prop3_3", "verify.checks.thm4_1")
+_CHECK_MODULES = ("verify.checks.lem3_1", "verify.checks.thm3_2", "verify.checks.prop3_3", "verify.checks.thm4_1",
+                  "verify.checks.depth")
 
 
 def claims() -> dict[str, Claim]:
