@@ -15,6 +15,8 @@ FIGURES = {
     "fig3": "Figure 3: run time against number of parameters, NTK-Attention and prefix attention",
     "sec3": "Section 3: kernel perturbation and convergence, loss against envelope, loss against compute",
     "sec4_4": "Section 4.4, faithful: learned ELU+1 NTK-Attention and the closed-form Taylor reduction vs a fixed prefix",
+    "peft": "Tables 1-2 in miniature: digits 0-4 -> 5-9, every adaptation method, accuracy against trainable parameters",
+    "params": "Parameter efficiency: break-even prefix length m* d = r d + r, and error of the reduction per parameter",
 }
 
 

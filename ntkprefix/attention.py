@@ -9,6 +9,7 @@ Arrays are unbatched: vmap over a batch axis.
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -403,8 +404,16 @@ def _ntk_attention(Q, K, V, Z, k, *, feature_map: FeatureMap, causal: bool):
     weights = jnp.exp(scores - shift[:, None])
     safe_magnitude = jnp.where(magnitude > 0, magnitude, 1.0)
     prefix_weight = jnp.exp(log_magnitude - shift)  # <= 1; 0 where the prefix term is 0
-    prefix_num = (u / safe_magnitude[:, None]) * prefix_weight[:, None]  # |u / mu| <= 1: no overflow, even subnormal mu
-    prefix_den = (w / safe_magnitude) * prefix_weight
+    # Where the prefix term is exactly 0 (Z = 0 and k = 0, the authors' initialisation) the value is 0, but the
+    # derivative of T in (Z, k) is e^{-shift} phi(q), not 0: that row carries u e^{-shift} instead, with the exponent
+    # capped at 0.9 log(max float) so that the unselected branch stays finite (the derivative is exact unless every
+    # visible score is below -0.9 log(max float)).
+    cap = 0.9 * math.log(float(jnp.finfo(dtype).max))
+    zero_row_weight = jnp.exp(-jnp.maximum(shift, -cap))
+    is_zero = (magnitude == 0)
+    prefix_num = jnp.where(is_zero[:, None], u * zero_row_weight[:, None],
+                           (u / safe_magnitude[:, None]) * prefix_weight[:, None])  # |u / mu| <= 1: no overflow
+    prefix_den = jnp.where(is_zero, w * zero_row_weight, (w / safe_magnitude) * prefix_weight)
     numerator = matmul(weights, V) + prefix_num
     denominator = weights.sum(axis=1) + prefix_den
     return numerator / denominator[:, None]

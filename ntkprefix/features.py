@@ -234,18 +234,16 @@ class FeatureMap:
             return _elu_plus_one_scaled(x, self.d)
         return _taylor_features(x, self.d, self.degree), jnp.zeros(x.shape[:-1], x.dtype)
 
-    def transposed(self, xT: jax.Array, *, weighted: bool = True) -> jax.Array:
+    def transposed(self, xT: jax.Array) -> jax.Array:
         """phi(x)^T for xT of shape (d, ...), the variables on the first axis: (r, ...)  [derived].
 
         The layout the reduction wants (phi^T [V, 1] is a plain GEMM) and the fast one to build (see
-        :func:`taylor_features_transposed`). With ``weighted=False`` the Taylor features come without their constant
-        weights w_alpha = 1/sqrt(alpha!) (:attr:`weights`), which a caller summing features over many rows applies once
-        to the sums: w_alpha sum_j m_alpha(k_j) v_j = sum_j phi_alpha(k_j) v_j. Used by :mod:`ntkprefix.reduction`; no
-        input checks (an internal helper for traced code).
+        :func:`taylor_features_transposed`). Used by :mod:`ntkprefix.reduction`; no input checks (an internal helper
+        for traced code).
         """
         if self.kind == "elu":
             return _elu_plus_one(xT, self.d)  # elementwise: the layout does not matter; no weights
-        return taylor_features_transposed(xT, self.d, self.degree, weighted=weighted)
+        return taylor_features_transposed(xT, self.d, self.degree)
 
     @property
     def weights(self) -> np.ndarray:
@@ -260,10 +258,10 @@ def _taylor_features(x: jax.Array, d: int, g: int) -> jax.Array:
     return jnp.moveaxis(taylor_features_transposed(jnp.moveaxis(x, -1, 0), d, g), 0, -1)
 
 
-def taylor_features_transposed(xT: jax.Array, d: int, g: int, *, weighted: bool = True) -> jax.Array:
+def taylor_features_transposed(xT: jax.Array, d: int, g: int) -> jax.Array:
     """phi(x)^T for xT of shape (d, ...) (the variables on the FIRST axis): (r, ...)  [derived].
 
-    phi_alpha(x) = (x / d^(1/4))^alpha / sqrt(alpha!) (``weighted=False``: without the 1/sqrt(alpha!)), so that
+    phi_alpha(x) = (x / d^(1/4))^alpha / sqrt(alpha!), so that
     <phi(q), phi(k)> = sum_{|alpha|<=g} (q k / sqrt(d))^alpha / alpha! = sum_{j<=g} s^j / j!  (multinomial theorem).
 
     Feature-major layout: every monomial is a product of min(d, g) whole rows gathered from a small table (the powers
@@ -289,8 +287,6 @@ def taylor_features_transposed(xT: jax.Array, d: int, g: int, *, weighted: bool 
     monomials = rows(0)
     for t in range(1, index.shape[1]):
         monomials = monomials * rows(t)
-    if not weighted:
-        return monomials
     return monomials * jnp.asarray(weights, dtype=xT.dtype).reshape((-1,) + (1,) * (xT.ndim - 1))
 
 

@@ -128,24 +128,26 @@ def accumulate_prefix(
 def _accumulate(Z, k, K_rows, V_rows, row_mask, *, feature_map: FeatureMap, chunk: int):
     """Z + phi(K_rows)^T V_rows, k + phi(K_rows)^T 1, in one compiled loop over chunks of ``chunk`` rows.
 
-    Each step builds the chunk's features feature-major and without their constant weights, M = m(K_c)^T (r, chunk)
-    (:meth:`FeatureMap.transposed`), and adds M V_c (a GEMM, (r, d_v)) and M 1 (a matrix-vector product, (r,)) to
-    running sums S_Z, S_k. (One GEMM with [V_c, 1] computes the same, but measured 1.6x slower at d_v = 16: the odd
-    column falls outside the kernel's register tiles; the separate matrix-vector product costs almost nothing.) The
-    weights w_alpha multiply the sums once, at the end: Z + w o S_Z = Z + sum_j phi(k_j) v_j^T, k + w o S_k. Full
-    chunks go through a fori_loop (one chunk's features live only inside the loop body), then the tail of n mod chunk
-    rows; nothing is padded or copied on the host.
+    Each step builds the chunk's features feature-major, M = phi(K_c)^T (r, chunk) (:meth:`FeatureMap.transposed`),
+    and adds M V_c (a GEMM, (r, d_v)) and M 1 (a matrix-vector product, (r,)) to running sums. (One GEMM with [V_c, 1]
+    computes the same, but measured 1.6x slower at d_v = 16: the odd column falls outside the kernel's register tiles;
+    the separate matrix-vector product costs almost nothing.) The constant weights w_alpha are applied to the features,
+    not to the sums: XLA:CPU in jaxlib 0.4.25 rewrites a float32 product followed by a multiplication with a constant
+    array into oneDNN's matmul with a SCALAR output scale, and returns wrong numbers (w o (M V) with w a compile-time
+    constant came out wrong by O(1) at r >= 1287; tests/test_reduction.py keeps the regression). Full chunks go
+    through a fori_loop (one chunk's features live only inside the loop body), then the tail of n mod chunk rows;
+    nothing is padded or copied on the host.
     """
     dtype = Z.dtype
     n = K_rows.shape[0]
     n_full = n // chunk
 
     def add(sums, K_c, V_c, mask_c):
-        monomials_T = feature_map.transposed(K_c.astype(dtype).T, weighted=False)  # (r, rows)
+        features_T = feature_map.transposed(K_c.astype(dtype).T)  # (r, rows), weights included (see below)
         ones = jnp.ones((V_c.shape[0],), dtype) if mask_c is None else mask_c.astype(dtype)
         V_c = V_c.astype(dtype) if mask_c is None else V_c.astype(dtype) * ones[:, None]
         S_Z, S_k = sums
-        return S_Z + matmul(monomials_T, V_c), S_k + matmul(monomials_T, ones)
+        return S_Z + matmul(features_T, V_c), S_k + matmul(features_T, ones)
 
     def body(i, sums):
         K_c = jax.lax.dynamic_slice_in_dim(K_rows, i * chunk, chunk)
@@ -158,8 +160,7 @@ def _accumulate(Z, k, K_rows, V_rows, row_mask, *, feature_map: FeatureMap, chun
     if n % chunk:
         tail = slice(n_full * chunk, n)
         sums = add(sums, K_rows[tail], V_rows[tail], None if row_mask is None else row_mask[tail])
-    weights = jnp.asarray(feature_map.weights, dtype)
-    return Z + weights[:, None] * sums[0], k + weights * sums[1]
+    return Z + sums[0], k + sums[1]
 
 
 def reduce_prefix(

@@ -8,6 +8,7 @@ hardest instance that still meets the condition; a radius above it breaks the co
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -37,6 +38,8 @@ __all__ = [
     "entry_norms",
     "section3_data",
     "perturbation_directions",
+    "DeepInstance",
+    "deep_prefix_instance",
 ]
 
 
@@ -114,6 +117,9 @@ def theorem_4_1_instance(
     return scale_instance(unit, query_bound=entry_bound, key_bound=entry_bound, value_bound=entry_bound)
 
 
+_RATIO_CAP = 2**30
+
+
 def _extreme_parts(key: jax.Array, d: int, L: int, entry_bound: float, dtype):
     """The unit input part (Q, K, V) of the extreme instance and the constants its prefix rows are made of."""
     k_u, k_q, k_k, k_v = jax.random.split(key, 4)
@@ -123,7 +129,10 @@ def _extreme_parts(key: jax.Array, d: int, L: int, entry_bound: float, dtype):
     V = jax.random.rademacher(k_v, (L, d), dtype)
     flips = jnp.where(jnp.arange(d) < d // 2, -1.0, 1.0).astype(dtype)
     neutral_score = entry_bound**2 * (d - 2 * (d // 2)) / d**0.5
-    ratio = max(1, round(float(np.exp(entry_bound**2 * d**0.5 + neutral_score))))
+    # R far keys per neutral key; capped (exp can exceed any integer): a block of 2^30 far rows never closes within
+    # the rows an int32 index reaches in practice, so the cap leaves every instance of up to 2^30 rows unchanged
+    log_ratio = entry_bound**2 * d**0.5 + neutral_score
+    ratio = _RATIO_CAP if log_ratio >= math.log(_RATIO_CAP) else max(1, min(_RATIO_CAP, round(math.exp(log_ratio))))
     return Q, K, V, {"u": u, "flips": flips, "period": jnp.asarray(ratio + 1, jnp.int32)}
 
 
@@ -155,8 +164,10 @@ def theorem_4_1_extreme_instance(
     K_P, V_P only. The first n prefix rows of an instance with m rows are the instance with n rows (a growing
     prefix with every entry +-b at every n); :func:`theorem_4_1_stream` generates the same rows chunk by chunk.
     """
-    require(d >= 1 and L >= 1 and m >= 1, f"d, L, m must be >= 1, got d={d}, L={L}, m={m}")
-    require(entry_bound > 0, f"entry_bound must be > 0, got {entry_bound!r}")
+    key = require_key("key", key)
+    d, L, m = (require_int(name, v, low=1) for name, v in (("d", d), ("L", L), ("m", m)))
+    entry_bound = require_scalar("entry_bound", entry_bound, low=0, low_open=True)
+    dtype = require_float_dtype("dtype", dtype)
     Q, K, V, constants = _extreme_parts(key, d, L, entry_bound, dtype)
     K_P, V_P = _extreme_rows(constants, 0, m)
     b = jnp.asarray(entry_bound, dtype)
@@ -223,12 +234,14 @@ def theorem_4_1_stream(
     m: int,
     chunk_rows: int = 4096,
     prefix_offset: float = 1.0,
+    balance_bound: float = 1.0,
     dtype=jnp.float64,
 ) -> PrefixStream:
     """Theorem 4.1's unit instance (largest entry of Q, K_C, V_C exactly 1 over rows 0 .. m - 1) as a stream  [derived].
 
-    ``family="extreme"``: the rows of :func:`theorem_4_1_extreme_instance` (entry bound 1), its input part taken
-    from that function. ``family="random"``: the construction of :func:`unit_prefix_instance` (X ~ N(0, I), prefix
+    ``family="extreme"``: the rows of :func:`theorem_4_1_extreme_instance` with ``entry_bound=balance_bound``, divided
+    by it (every entry +-1; the block ratio is the one balanced for entries of size balance_bound, the scale the caller
+    will multiply by), its input part taken from that function. ``family="random"``: the construction of :func:`unit_prefix_instance` (X ~ N(0, I), prefix
     P = offset mu + N(0, I), W ~ N(0, I/d), projections rescaled jointly so that the largest entry is exactly 1) with
     the prefix noise drawn per chunk (chunk i from fold_in(key, i)) instead of at once, so its numbers differ from
     :func:`unit_prefix_instance`'s; the scales come from one streamed pass over the m rows. Either way the prefix never
@@ -239,9 +252,9 @@ def theorem_4_1_stream(
     require(family in ("random", "extreme"), f"family must be 'random' or 'extreme', got {family!r}")
     d, L, m, chunk_rows = (require_int(name, v, low=1) for name, v in (("d", d), ("L", L), ("m", m), ("chunk_rows", chunk_rows)))
     dtype = require_float_dtype("dtype", dtype)
+    balance_bound = require_scalar("balance_bound", balance_bound, low=0, low_open=True)
     if family == "extreme":
-        Q, K, V, _, _ = theorem_4_1_extreme_instance(key, d=d, L=L, m=1, entry_bound=1.0, dtype=dtype)
-        constants = _extreme_parts(key, d, L, 1.0, dtype)[3]
+        Q, K, V, constants = _extreme_parts(key, d, L, balance_bound, dtype)
         return PrefixStream(Q, K, V, constants, family, m, chunk_rows)
     prefix_offset = require_scalar("prefix_offset", prefix_offset)
     k_x, k_p, k_mu, k_w = jax.random.split(key, 4)
@@ -293,3 +306,38 @@ def perturbation_directions(key: jax.Array, W: jax.Array) -> jax.Array:
     W = as_float_array("W", W, "(d, m)", rank=2)
     require_finite("W", W)  # only its shape and dtype are used, but W + R U would carry the non-finite entries
     return _unit_rows(key, (W.shape[1], W.shape[0]), W.dtype).T
+
+
+class DeepInstance(NamedTuple):
+    """Input X (L, d) and, per layer l, W_Q[l], W_K[l], W_V[l] (d, d) and the prefix P[l] (m, d)."""
+
+    X: jax.Array
+    W_Q: jax.Array
+    W_K: jax.Array
+    W_V: jax.Array
+    P: jax.Array
+
+
+def deep_prefix_instance(
+    key: jax.Array, *, d: int, L: int, m: int, depth: int, weight_norm: float, entry_bound: float,
+    prefix_offset: float = 1.0, dtype=jnp.float64,
+) -> DeepInstance:
+    """A D-layer instance at the edge of its conditions  [derived, the depth check].
+
+    X ~ N(0, I) and every prefix P[l] = prefix_offset mu_l + N(0, I) (coherent rows, as a trained prefix's) scaled so
+    that their largest entry is exactly ``entry_bound``; every W ~ N(0, I) scaled so that ||W||_inf = max_c
+    sum_r |W_rc| equals ``weight_norm`` exactly (then ||x W||_inf <= weight_norm ||x||_inf, the a-priori propagation
+    of ntkprefix.depth). The first n rows of P[l] are a growing prefix whose largest entry reaches the bound at m.
+    """
+    key = require_key("key", key)
+    d, L, m, depth = (require_int(name, v, low=1) for name, v in (("d", d), ("L", L), ("m", m), ("depth", depth)))
+    weight_norm = require_scalar("weight_norm", weight_norm, low=0, low_open=True)
+    entry_bound = require_scalar("entry_bound", entry_bound, low=0, low_open=True)
+    k_x, k_w, k_p, k_mu = jax.random.split(key, 4)
+    X = entry_bound * _unit_inf(jax.random.normal(k_x, (L, d), dtype))
+    W = jax.random.normal(k_w, (3, depth, d, d), dtype)
+    W = weight_norm * W / jnp.abs(W).sum(axis=2, keepdims=True).max(axis=3, keepdims=True)
+    mu = jax.random.normal(k_mu, (depth, 1, d), dtype)
+    P = prefix_offset * mu + jax.random.normal(k_p, (depth, m, d), dtype)
+    P = entry_bound * P / jnp.abs(P).max(axis=(1, 2), keepdims=True)
+    return DeepInstance(X, W[0], W[1], W[2], P)

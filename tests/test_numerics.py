@@ -72,3 +72,30 @@ def test_float32_products_on_cpu_are_ieee_float32():
         assert np.all(np.abs(product - exact) <= gamma * scale)
         # and it is not a reduced-precision product: TF32 or bfloat16 inputs would be off by ~1e-3 relative
         assert np.max(np.abs(product - exact) / scale) < 1e-5
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_float32_reduction_with_many_features_is_within_its_rounding_bound(batched):
+    # Regression: XLA:CPU in jaxlib 0.4.25 compiles a float32 product followed by a multiplication with a constant
+    # array into oneDNN's matmul with one SCALAR output scale: the reduction applied its feature weights that way and
+    # returned Z off by O(1) once r was large enough for oneDNN (r >= 1287 here), most visibly under vmap.
+    # Bound (derived): phi_alpha(k) is g + 2 float32 roundings from exact (the scaling, g - 1 products, the weight),
+    # and Z_alpha is a sum of m such terms times v: |Z32 - Z| <= gamma_{m + g + 2} sum_j |phi(k_j)| |v_j|.
+    from tests.tolerances import gamma, unit_roundoff
+
+    d, g, m, heads = 8, 5, 700, 2
+    phi = nk.taylor_feature_map(d, g)
+    assert phi.r >= 1287
+    key = jax.random.PRNGKey(11)
+    K_P = jax.random.normal(key, (heads, m, d), F32)
+    V_P = jax.random.normal(jax.random.fold_in(key, 1), (heads, m, 4), F32)
+    if batched:
+        Z, k = jax.vmap(lambda K, V: nk.reduce_prefix(K, V, phi))(K_P, V_P)
+    else:
+        Z, k = (jnp.stack(x) for x in zip(*(nk.reduce_prefix(K_P[h], V_P[h], phi) for h in range(heads))))
+    slack = gamma(m + g + 2, unit_roundoff(np.float32))
+    for h in range(heads):  # float64 reference (the session enables x64: tests/conftest.py)
+        features = np.asarray(phi(jnp.asarray(K_P[h], jnp.float64)))
+        V = np.asarray(V_P[h], np.float64)
+        assert np.all(np.abs(np.asarray(Z[h], np.float64) - features.T @ V) <= slack * (np.abs(features).T @ np.abs(V)))
+        assert np.all(np.abs(np.asarray(k[h], np.float64) - features.sum(axis=0)) <= slack * np.abs(features).sum(axis=0))

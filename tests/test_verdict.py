@@ -31,9 +31,22 @@ def test_reason_names_what_failed_with_measured_and_required():
     assert "cond: measured 1, required <= 1" in reason and "predictions failed: pred" in reason
 
 
-def test_a_check_without_predictions_cannot_hold():
-    with pytest.raises(ValueError, match="at least one prediction"):
+def test_a_check_without_predictions_of_the_stated_claim_cannot_hold():
+    with pytest.raises(ValueError, match="at least one prediction of the claim as stated"):
         decide(Evaluation(calibrations=[], conditions=[], predictions=[]))
+    with pytest.raises(ValueError, match="at least one prediction of the claim as stated"):
+        decide(Evaluation(calibrations=[], conditions=[], predictions=[at_most("p", "s", 0.0, 1.0, reading="stronger")]))
+
+
+def test_a_failed_stronger_reading_gives_holds_only_in_a_weaker_sense():
+    stated, strong_ok, strong_bad = (at_most("a", "s", 0.5, 1.0), at_most("b", "s", 0.5, 1.0, reading="stronger"),
+                                     at_most("c", "s", 2.0, 1.0, reading="stronger"))
+    assert decide(Evaluation([], [], [stated, strong_ok]))[0] is Verdict.HOLDS
+    verdict, reason = decide(Evaluation([], [], [stated, strong_bad]))
+    assert verdict is Verdict.HOLDS_WEAKER and "c (stronger reading): measured 2" in reason
+    assert decide(Evaluation([], [], [at_most("a", "s", 2.0, 1.0), strong_bad]))[0] is Verdict.VIOLATED
+    with pytest.raises(ValueError, match="reading"):
+        at_most("p", "s", 0.0, 1.0, reading="weak")
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])

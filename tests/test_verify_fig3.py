@@ -4,6 +4,7 @@ timing predictions, verdict and control are measured on a shared machine and nev
 import json
 
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 
@@ -24,7 +25,7 @@ def test_settings_are_the_papers_grid_every_other_power():
 def test_parameter_counts_are_the_formulas_and_d2_plus_d_excludes_theorem_4_1(quick_all):
     record = claim_record(quick_all[2], "fig3")
     if record["verdict"] == "instrument error":  # the timer calibration can fail on a busy machine: nothing measured
-        return
+        pytest.skip("fig3's timer calibration failed on this run (a busy machine): nothing was measured")
     every = items(record)
     assert every["parameter_counts"]["met"] and every["parameter_counts"]["checked"] == 2 * 2 * len(fig3.settings(True).ms)
     assert every["elu_parameters_d2_plus_d"]["met"] and every["elu_parameters_d2_plus_d"]["measured"] == 0
@@ -34,7 +35,8 @@ def test_parameter_counts_are_the_formulas_and_d2_plus_d_excludes_theorem_4_1(qu
     side = {s["name"]: s for s in record["side_reports"]}
     assert any("not covered" in s["verdict"] for s in side.values())
     assert any("cannot both hold" in s["reason"] for s in side.values())
-    assert {r["dtype"] for r in record["measurements"]} == {"float32"}
+    measurements = json.loads((quick_all[1] / "fig3.json").read_text())["measurements"]
+    assert {r["dtype"] for r in measurements} == {"float32"}
     assert record["findings"]["device"].endswith("cpu") and record["findings"]["devices"]
     names = {x["name"] for x in record["conditions"] + record["predictions"]}
     assert {"prefix_time_grows_linearly", "ntk_time_flat_elu", "ntk_time_flat_taylor", "quiet_machine"} <= names
@@ -50,7 +52,10 @@ def test_the_control_puts_the_reduction_into_every_call():
     Q, K, V = (jax.random.normal(k, (4, 32), jnp.float32) for k in jax.random.split(key, 3))
     K_P, V_P = jax.random.normal(key, (64, 32), jnp.float32), jax.random.normal(jax.random.fold_in(key, 1), (64, 32), jnp.float32)
     for name, phi in maps.items():
-        np.testing.assert_array_equal(timed[name](Q, K, V, K_P, V_P), plain[name](Q, K, V, *nk.reduce_prefix(K_P, V_P, phi)))
+        # the same function as reducing first and then calling NTK-Attention, compiled as one program (compiled
+        # apart, XLA fuses the two differently and the float32 roundings differ)
+        whole = jax.jit(lambda Q, K, V, K_P, V_P, phi=phi: nk.ntk_attention(Q, K, V, *nk.reduce_prefix(K_P, V_P, phi), phi))
+        np.testing.assert_array_equal(timed[name](Q, K, V, K_P, V_P), whole(Q, K, V, K_P, V_P))
         text = jax.jit(timed[name]).lower(Q, K, V, K_P, V_P).as_text()
         assert text.count("dot_general") > jax.jit(plain[name]).lower(Q, K, V, *nk.reduce_prefix(K_P, V_P, phi)).as_text().count("dot_general")
 
@@ -58,7 +63,7 @@ def test_the_control_puts_the_reduction_into_every_call():
 def test_plot_from_the_result_alone(quick_all, tmp_path):
     record = claim_record(quick_all[2], "fig3")
     if record["verdict"] == "instrument error":
-        return
+        pytest.skip("fig3's timer calibration failed on this run (a busy machine): nothing was measured")
     result = Result.from_dict(json.loads((quick_all[1] / "fig3.json").read_text()))
     paths = registry.get("fig3").plot(result, tmp_path)
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)

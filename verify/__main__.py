@@ -2,7 +2,8 @@
 
 Exit status:
   0  every claim run holds (with --control: at least one control was NOT detected, see below)
-  1  a claim is violated or its conditions are not met; with --control, every control run was detected (its
+  1  a claim is violated, its conditions are not met, or it holds only in a weaker sense; with --control, every
+     control run was detected (its
      measured symptom was there), which is what a control is for; with --all --controls, also a control that was
      not detected
   2  usage error (unknown claim, control or setting, a bad --set value)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from scipy import stats
 
-__all__ = ["loglog_slope", "common_slope_fit", "clopper_pearson", "geometric_mean", "half_ranges"]
+__all__ = ["loglog_slope", "common_slope_fit", "clopper_pearson", "geometric_mean", "half_ranges", "mean_interval"]
 
 
 def loglog_slope(x, y) -> dict:
@@ -79,3 +79,17 @@ def geometric_mean(values) -> float:
     if len(v) == 0 or not np.all(np.isfinite(v)) or np.any(v <= 0):
         return math.nan
     return float(np.exp(np.mean(np.log(v))))
+
+
+def mean_interval(values, confidence: float = 0.95) -> dict:
+    """Mean of independent values (one per seed) and its two-sided Student-t interval, mean +- t s / sqrt(n).
+
+    With one value the interval is (mean, mean) and ``half_width`` is nan.
+    """
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    mean = float(v.mean())
+    if n < 2:
+        return {"mean": mean, "low": mean, "high": mean, "half_width": math.nan, "n": n}
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "half_width": half, "n": n}

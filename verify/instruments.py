@@ -21,8 +21,8 @@ import numpy as np
 
 from verify.verdict import Calibration, calibration
 
-__all__ = ["dense_prefix_attention", "taylor_kernel_attention", "calibrate_attention", "calibrate_section3_model",
-           "gamma"]
+__all__ = ["dense_prefix_attention", "taylor_kernel_attention", "calibrate_attention", "calibrate_taylor_remainder",
+           "calibrate_section3_model", "gamma"]
 
 UNIT_ROUNDOFF = {jnp.dtype(jnp.float64): 2.0**-53, jnp.dtype(jnp.float32): 2.0**-24}
 
@@ -104,6 +104,41 @@ def calibrate_attention(inst, *, degree: int, causal: bool = False) -> list[Cali
             f"8 gamma_N kappa, N = m + L + r + 2g + d = {n_terms}, kappa = e^(2 S_abs) = {kappa:.3g}",
         ),
     ]
+
+
+def _decimal_relative_remainder(s, g: int, digits: int = 60):
+    """|exp(s) - T_g(s)| / exp(s) in decimal arithmetic with ``digits`` significant digits (no cancellation issue)."""
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = digits
+        x = decimal.Decimal(repr(float(s)))
+        term, taylor = decimal.Decimal(1), decimal.Decimal(1)
+        for j in range(1, g + 1):
+            term = term * x / j
+            taylor += term
+        e = x.exp()
+        return abs(e - taylor) / e
+
+
+def calibrate_taylor_remainder(score_ranges, degrees) -> list[Calibration]:
+    """ntkprefix.bounds.taylor_relative_error(S, g) against max(|e^s - T_g(s)| / e^s at s = -S and s = +S), both ends
+    evaluated in 60-digit decimal arithmetic (the remainder is monotone in |s| on each side of 0, so the supremum over
+    [-S, S] is at one end; which end is not assumed)."""
+    from ntkprefix import bounds
+
+    worst = 0.0
+    for S in score_ranges:
+        for g in degrees:
+            exact = float(max(_decimal_relative_remainder(-S, g), _decimal_relative_remainder(S, g)))
+            if exact > 0:
+                worst = max(worst, abs(bounds.taylor_relative_error(S, g) - exact) / exact)
+    return [calibration(
+        "taylor_remainder_equals_decimal",
+        f"bounds.taylor_relative_error(S, g) = max over s = +-S of |e^s - T_g(s)|/e^s in 60-digit decimals, "
+        f"S in {sorted(set(round(float(x), 6) for x in score_ranges))}, g in {sorted(set(degrees))}",
+        worst, 1e-9, "float64 log-space sum of at most 2S + 65 positive terms: relative error below 1e-12 here; a "
+                     "factor error in the remainder gives 1e-1 or more")]
 
 
 def _forward(W, X, a):

@@ -65,8 +65,8 @@ FAULTS = (
     Fault("reduction_drops_tail", "ntkprefix/reduction.py", "    if n % chunk:\n        tail = slice(n_full * chunk, n)",
           "    if False:\n        tail = slice(n_full * chunk, n)", "the reduction drops the last, partial chunk",
           ("tests/test_reduction.py",)),
-    Fault("reduction_keys_as_values", "ntkprefix/reduction.py", "return S_Z + matmul(monomials_T, V_c), S_k",
-          "return S_Z + matmul(monomials_T, K_c.astype(dtype)), S_k", "the reduction sums phi(K) K instead of phi(K) V",
+    Fault("reduction_keys_as_values", "ntkprefix/reduction.py", "return S_Z + matmul(features_T, V_c), S_k",
+          "return S_Z + matmul(features_T, K_c.astype(dtype)), S_k", "the reduction sums phi(K) K instead of phi(K) V",
           ("tests/test_reduction.py",)),
     Fault("gradient_uncentred", "ntkprefix/model.py", "(a[None, :, :] - mean_a[:, :, None])", "a[None, :, :]",
           "the gradient factor forgets the centring a - <a, S> (changes the gradient and the NTK consistently)",
@@ -98,6 +98,17 @@ FAULTS = (
           "return data_radius * _unit_rows(k_x, (n, d), dtype), jax.random.normal(k_y, (n, d_out), dtype)",
           "return 0.5 * data_radius * _unit_rows(k_x, (n, d), dtype), jax.random.normal(k_y, (n, d_out), dtype)",
           "Section 3 data drawn inside the unit ball instead of on its edge", ()),
+    Fault("depth_composition_drops_residual", "ntkprefix/depth.py",
+          "total = total * ((1.0 + lam) if residual else lam) + beta",
+          "total = total * lam + beta", "the composed depth bound forgets the residual's 1 + Lambda",
+          ("tests/test_depth.py",)),
+    Fault("depth_a_priori_drops_residual", "ntkprefix/depth.py",
+          "b_out = (b + w * B) if residual else w * B", "b_out = w * B",
+          "the a-priori entry propagation forgets the residual stream", ("tests/test_depth.py",)),
+    Fault("depth_lipschitz_drops_value_term", "ntkprefix/depth.py",
+          "return operator_inf_norm(W_V) + 2.0 * range_v * (c_q + c_k) / math.sqrt(d)",
+          "return 2.0 * range_v * (c_q + c_k) / math.sqrt(d)",
+          "the layer's Lipschitz bound forgets that the values move with the input", ("tests/test_depth.py",)),
 )
 
 

@@ -132,6 +132,7 @@ _CHECK_MODULES = (
     "verify.checks.thm3_2",
     "verify.checks.prop3_3",
     "verify.checks.thm4_1",
+    "verify.checks.depth",
     "verify.checks.fig3",
 )
 

@@ -7,11 +7,14 @@ A check measures; it never writes its own verdict. It returns an :class:`Evaluat
   trusted, so nothing is concluded about the claim.
 * **conditions**: what the claim assumes, each measured on the instances (value, requirement, met).
 * **predictions**: what the claim implies, each with the measured value (and its uncertainty where it is a fit or a
-  fraction), the threshold fixed in the settings before the run, and whether it was met.
+  fraction), the threshold fixed in the settings before the run, and whether it was met. A prediction is either of
+  the claim **as stated** (its failure refutes the claim on these instances) or of a **stronger reading** the project
+  derived (for example an asymptotic efficiency read at finite m): its failure says the claim holds only in a weaker
+  sense than that reading.
 
 :func:`decide` applies the rule: a failed calibration -> instrument error; a condition not met -> conditions not
-met; a prediction failed -> violated; otherwise holds. "holds" therefore means that every prediction was tested and
-met. The comparison of a measured value with its threshold is also made here (:func:`at_most`, :func:`at_least`,
+met; a prediction of the claim as stated failed -> violated; a prediction of a stronger reading failed -> holds only
+in a weaker sense; otherwise holds. "holds" therefore means that every prediction was tested and met. The comparison of a measured value with its threshold is also made here (:func:`at_most`, :func:`at_least`,
 :func:`no_failures`), so that every check compares in the same way and prints measured against required.
 """
 
@@ -45,6 +48,7 @@ class Verdict(str, enum.Enum):
     VIOLATED = "violated"  # conditions met, and a prediction measurably failed
     CONDITIONS_NOT_MET = "conditions not met"  # the instances break the claim's hypotheses: the claim says nothing
     INSTRUMENT_ERROR = "instrument error"  # a calibration failed: the measurements cannot be trusted
+    HOLDS_WEAKER = "holds only in a weaker sense"  # every prediction of the claim as stated met; a stronger reading failed
     NOT_COVERED = "not covered by the theorem"  # reported beside a claim (e.g. the ELU+1 path), never asserted
 
 
@@ -83,6 +87,9 @@ class Condition:
         return f"{self.name}: measured {format_number(self.measured)}, required {self.required}"
 
 
+READINGS = ("stated", "stronger")
+
+
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """A consequence of the claim, compared with a threshold fixed before the run.
@@ -101,6 +108,8 @@ class Prediction:
       met: whether ``compared relation threshold`` holds (False for a non-finite compared value).
       checked: how many measured points the prediction was tested on; ``not_checked`` points where the quantity
         it needs was vacuous (an infinite bound, eps >= 1) and which were therefore not counted as passes.
+      reading: "stated" (a consequence of the claim as stated) or "stronger" (of a stronger reading derived by the
+        project; see the module docstring).
     """
 
     name: str
@@ -115,6 +124,11 @@ class Prediction:
     compared_as: str = "estimate"
     checked: int | None = None
     not_checked: int = 0
+    reading: str = "stated"
+
+    def __post_init__(self):
+        if self.reading not in READINGS:
+            raise ValueError(f"reading must be one of {READINGS}, got {self.reading!r}")
 
     def line(self) -> str:
         value = format_number(self.measured)
@@ -125,7 +139,8 @@ class Prediction:
         points = ""
         if self.checked is not None:
             points = f" [{self.checked} points checked, {self.not_checked} not checked]"
-        return f"{self.name}: measured {value}, required {self.relation} {format_number(self.threshold)}{points}"
+        stronger = " (stronger reading)" if self.reading == "stronger" else ""
+        return f"{self.name}{stronger}: measured {value}, required {self.relation} {format_number(self.threshold)}{points}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,18 +186,20 @@ def _compare(name, statement, measured, relation, threshold, compared, **kw) -> 
 
 def at_most(name: str, statement: str, measured: float, threshold: float, *, compared: float | None = None,
             compared_as: str = "estimate", uncertainty: float | None = None, uncertainty_kind: str | None = None,
-            checked: int | None = None, not_checked: int = 0) -> Prediction:
+            checked: int | None = None, not_checked: int = 0, reading: str = "stated") -> Prediction:
     """Prediction ``compared <= threshold`` (compared defaults to measured; non-finite never meets it)."""
     return _compare(name, statement, measured, "<=", threshold, compared, compared_as=compared_as,
-                    uncertainty=uncertainty, uncertainty_kind=uncertainty_kind, checked=checked, not_checked=not_checked)
+                    uncertainty=uncertainty, uncertainty_kind=uncertainty_kind, checked=checked, not_checked=not_checked,
+                    reading=reading)
 
 
 def at_least(name: str, statement: str, measured: float, threshold: float, *, compared: float | None = None,
              compared_as: str = "estimate", uncertainty: float | None = None, uncertainty_kind: str | None = None,
-             checked: int | None = None, not_checked: int = 0) -> Prediction:
+             checked: int | None = None, not_checked: int = 0, reading: str = "stated") -> Prediction:
     """Prediction ``compared >= threshold`` (compared defaults to measured; non-finite never meets it)."""
     return _compare(name, statement, measured, ">=", threshold, compared, compared_as=compared_as,
-                    uncertainty=uncertainty, uncertainty_kind=uncertainty_kind, checked=checked, not_checked=not_checked)
+                    uncertainty=uncertainty, uncertainty_kind=uncertainty_kind, checked=checked, not_checked=not_checked,
+                    reading=reading)
 
 
 def no_failures(name: str, statement: str, *, failures: int, checked: int, not_checked: int = 0,
@@ -247,14 +264,19 @@ def decide(evaluation: Evaluation) -> tuple[Verdict, str]:
     failed_calibrations = [c for c in evaluation.calibrations if not c.met]
     if failed_calibrations:
         return Verdict.INSTRUMENT_ERROR, "calibration failed: " + "; ".join(c.line() for c in failed_calibrations)
-    if not evaluation.predictions:
-        raise ValueError("a check must state at least one prediction")
+    if not any(p.reading == "stated" for p in evaluation.predictions):
+        raise ValueError("a check must state at least one prediction of the claim as stated")
     summary = f" | {evaluation.summary}" if evaluation.summary else ""
     unmet = [c for c in evaluation.conditions if not c.met]
     failed = [p for p in evaluation.predictions if not p.met]
     if unmet:
         also = f"; predictions failed: {', '.join(p.name for p in failed)}" if failed else ""
         return Verdict.CONDITIONS_NOT_MET, "conditions not met: " + "; ".join(c.line() for c in unmet) + also + summary
-    if failed:
+    stated = [p for p in failed if p.reading == "stated"]
+    if stated:
         return Verdict.VIOLATED, "failed: " + "; ".join(p.line() for p in failed) + summary
+    if failed:
+        n_stated = sum(p.reading == "stated" for p in evaluation.predictions)
+        return Verdict.HOLDS_WEAKER, (f"all {n_stated} predictions of the claim as stated met; a stronger reading "
+                                      "failed: " + "; ".join(p.line() for p in failed) + summary)
     return Verdict.HOLDS, f"all {len(evaluation.predictions)} predictions met" + summary

@@ -1,0 +1,96 @@
+"""The depth check [derived]: its quick verdict, what it measured about depth, its controls (detected by their
+measured symptoms), its instances at the boundary, and the a-priori degree schedule."""
+
+import json
+import math
+
+import pytest
+
+import verify
+from verify.settings import SettingsError
+from ntkprefix import bounds, depth
+from tests.conftest import claim_record, items
+from verify.checks import depth as depth_check
+
+
+def test_quick_verdict_holds_with_every_prediction_tested(quick_all):
+    _, out, results = quick_all
+    record = claim_record(results, "depth")
+    every = items(record)
+    assert record["verdict"] == "holds" and record["tag"] == "[derived]"
+    assert all(c["met"] for c in record["calibrations"]) and len(record["calibrations"]) == 4
+    s = depth_check.settings(True)
+    assert every["composed_bound"]["checked"] >= s.min_checked
+    assert every["composed_bound"]["not_checked"] > 0  # w = 3 makes some one-layer bounds vacuous: counted apart
+    assert every["a_priori_bounds_hold"]["checked"] >= 3 * s.depth
+    assert 0 < every["deep_polynomial_error"]["measured"] <= 1
+    assert every["entries_within_bound"]["measured"] == 1.0 and every["instances_attain_bound"]["measured"] == 1.0
+    assert (out / "depth.png").exists() and (out / "depth.json").exists()
+
+
+def test_every_measured_point_is_within_its_composed_bound_and_errors_do_not_amplify(quick_all):
+    rows = json.loads((quick_all[1] / "depth.json").read_text())["measurements"]
+    assert {r["D"] for r in rows} == {1, 2, 3, 4}
+    for r in rows:
+        if not r["vacuous"]:
+            assert r["error"] <= r["bound"], r
+        # the composition recursion with the measured local errors is rigorous too (Lambda is a Lipschitz bound)
+        assert r["error"] <= depth.composed_error_bound(r["local_errors"], r["lipschitz"]) * (1 + 1e-6) + 1e-15, r
+    # at D = 1 the deep error IS the one local error, computed along two routes: equal up to float64 rounding, which
+    # the check itself puts below its noise floor
+    floor = depth_check.settings(True).noise_floor
+    assert all(abs(r["error"] - sum(r["local_errors"])) <= floor for r in rows if r["D"] == 1)
+    # the finding: from D = 2 on, the deep error is at most the sum of the one-layer errors at each layer's own input
+    findings = claim_record(quick_all[2], "depth")["findings"]["by_weight_norm_and_depth"]
+    deeper = {k: v for k, v in findings.items() if not k.endswith("D=1")}
+    assert deeper and all(v["median_error_over_sum_of_local"] <= 1.0 for v in deeper.values())
+
+
+def test_where_the_composed_bound_stops_describing_the_deep_model(quick_all):
+    findings = claim_record(quick_all[2], "depth")["findings"]
+    per, stops = findings["by_weight_norm_and_depth"], findings["stops_describing_at_depth"]
+    # contractive layers (w = 1/2): the composition adds less than 10x to the one-layer slack up to D = 4
+    assert stops["0.5"] is None and per["w=0.5 D=4"]["slack_over_one_layer_slack"] < 10
+    # large scores (w = 3): vacuous or far too loose from D = 2 on, while the measured error stays below the sum of
+    # the local errors: the worst-case Lipschitz amplification is not what happens
+    assert stops["3.0"] == 2 and per["w=3.0 D=4"]["median_amplification_bound"] > 1e3
+    assert per["w=3.0 D=4"]["slack_over_one_layer_slack"] > per["w=3.0 D=2"]["slack_over_one_layer_slack"]
+    # the residual stream grows: deeper layers' inputs leave the first layer's entry bound b
+    assert per["w=3.0 D=4"]["max_input_entry_last_layer"] > 1.3
+
+
+def test_controls_are_detected_by_their_symptoms(quick_all):
+    results = quick_all[2]
+    large = claim_record(results, "depth", "large_entries")
+    assert large["control_outcome"]["detected"] and large["verdict"] == "conditions not met"
+    assert items(large)["deep_polynomial_error"]["measured"] > 1
+    shared = claim_record(results, "depth", "shared_reduction")
+    assert shared["control_outcome"]["kind"] == "planted fault" and shared["control_outcome"]["detected"]
+    assert items(shared)["composed_bound"]["measured"] > 0
+
+
+def test_schedule_is_fixed_by_the_conditions_alone():
+    s = depth_check.Settings()
+    for m in (16, 256, 4096):
+        degrees = s.scheduled_degrees(m)
+        layers = s.a_priori(m, s.schedule_weight_norm)
+        assert degrees == sorted(degrees)  # deeper layers see larger a-priori score ranges
+        total = 0.0
+        for l, (g, layer) in enumerate(zip(degrees, layers)):
+            beta = bounds.attention_error_bound(bounds.taylor_relative_error(layer.score_range, g), layer.key_value_bound)
+            total = total * (1 + layer.lipschitz) + beta
+            # one degree less would exceed the layer's share of the budget
+            share = s.predicted_error(m) / (s.depth * math.prod(1 + x.lipschitz for x in layers[l + 1:]))
+            assert bounds.attention_error_bound(bounds.taylor_relative_error(layer.score_range, g - 1),
+                                                layer.key_value_bound) > share
+        assert total <= s.predicted_error(m) * (1 + 1e-12)  # the a-priori composed bound is within C m^-c
+
+
+def test_settings_are_validated_and_reproducible():
+    with pytest.raises(SettingsError):
+        verify.run("depth", quick=True, schedule_weight_norm=0.7)
+    small = dict(max_log2_m=4, weight_norms=(0.5,), grid_degrees=(2,), min_checked=1, schedule_min_m=4)
+    a, b = (verify.run("depth", quick=True, seed=3, **small).to_dict() for _ in range(2))
+    for r in (a, b):
+        r.pop("wall_time_s")
+    assert a == b

@@ -1,0 +1,458 @@
+"""Depth [derived]: Theorem 4.1's one-layer bound composed through D = 1..4 prefix-attention layers.
+
+Model (ntkprefix/depth.py): X_l = X_{l-1} + A_l(X_{l-1}), A_l prefix attention (Algorithm 1) with its own frozen
+W_Q^l, W_K^l, W_V^l and its own prefix P^l; the NTK stack replaces every layer by Algorithm 2 with the closed-form
+Taylor reduction of that layer's prefix, X~_l = X~_{l-1} + N_l(X~_{l-1}). The D-layer model is the first D layers.
+
+The bound [derived, re-derived in the ntkprefix/depth.py docstring]. With E_l = ||X~_l - X_l||_max,
+E_l <= (1 + Lambda_l) E_{l-1} + beta_l, so
+
+    E_D <= B_D = sum_{l<=D} beta_l prod_{l<l'<=D} (1 + Lambda_l'),
+
+where beta_l is Theorem 4.1's computable one-layer bound (2 eps/(1 - eps) max|V_C| plus a rounding allowance,
+ntkprefix.bounds.theorem_4_1_bound) at the input the NTK stack gives layer l, and Lambda_l = a_V + 2 R_V (c_Q + c_K)
+/ sqrt(d) a Lipschitz constant of A_l in ||.||_max on the segment between the two stacks' inputs. Each constant:
+a_V = ||W_V||_inf = max_c sum_r |W_V[r,c]| (values move by at most a_V delta); R_V the largest range of a value
+coordinate over the prefix and both inputs (|v_j - o_i| <= R_V); c_Q = max_j ||W_Q k_j^T||_1 and c_K = max_i
+||W_K q_i^T||_1 at both ends (a score moves by at most delta (c_Q + c_K)/sqrt(d)); the factor 2 bounds
+sum_j p_j |ds_j - s_bar|.
+
+Instances (ntkprefix.sampling.deep_prefix_instance): X and every prefix with entries <= b, attained; every W with
+||W||_inf = w exactly, for several w (the weight norm sets the score range and Lambda). d = 4, L = 8, growing
+prefixes m = 2^0 .. 2^12. Degrees: a grid g in {1, 2, 4, 8} for every layer, and (at the schedule's weight norm) a
+per-layer degree schedule g_l(m) fixed before the data from the conditions alone: the a-priori propagation of
+ntkprefix.depth.a_priori_layer_bounds (entries, score ranges S_l and Lipschitz bounds of every layer from b and w)
+gives each layer a budget C m^-c / (D prod_{l'>l} (1 + Lambda_l')), and g_l is the smallest degree whose exact
+remainder on S_l keeps 2 eps/(1 - eps) w B_l within it.
+
+Predictions (thresholds in the settings, fixed before the run):
+(a) composed_bound: E_D <= B_D at every non-vacuous point (weight norm, seed, m, degrees, D); points where some
+    beta_l is vacuous (eps >= 1) are not checked, and at least min_checked points must be.
+(b) a_priori_bounds_hold: in the exact stack, every layer's input entries, score range and Lipschitz bound are at
+    most the a-priori values the schedule was built from.
+(c) deep_polynomial_error: with the schedule, E_D <= C m^-c for every D and every m >= 16 (below, the budget is
+    as large as the entries and the a-priori slack it adds makes the degrees explode: g_4(1) = 81).
+
+Reported beside (findings, deciding nothing): where the one-layer theory stops describing the deep model: per weight
+norm and D, the slack B_D / E_D, the composed amplification prod (1 + Lambda) against the measured one E_D / E_1,
+the share of vacuous bounds, and the first D at which the composed bound is vacuous or looser than slack_limit.
+
+Controls: ``large_entries`` (X and prefixes b m^(1/2), schedule still for b: breaks (c); m^(1/4) does not, the
+a-priori schedule's margin on these instances is that large) and ``shared_reduction``
+(planted fault: every layer uses layer 1's (Z, k), a wiring bug of a deep model: breaks (a)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntkprefix import bounds, depth, features, sampling
+from ntkprefix.attention import Projected
+from ntkprefix.reduction import accumulate_prefix, empty_prefix_sums
+from verify import instruments, plotting
+from verify.registry import Claim, Control, RunOptions
+from verify.result import Result
+from verify.settings import knob
+from verify.verdict import Evaluation, at_most, calibration, condition, no_failures
+
+STATEMENT = (
+    "A stack of D prefix-attention layers, each prefix replaced by its closed-form Taylor reduction, has output error "
+    "E_D <= sum_l beta_l prod_{l'>l} (1 + Lambda_l'), beta_l Theorem 4.1's one-layer bound and Lambda_l the layer's "
+    "Lipschitz constant; with per-layer degrees fixed from the entry and weight bounds, E_D <= C m^-c."
+)
+
+CONTROLS = {
+    "large_entries": Control(
+        "X and every prefix with entries b m^(1/2), far outside o(sqrt(log m)); the degree schedule still for b",
+        {"entry_growth": 0.5},
+        breaks=("deep_polynomial_error",),
+    ),
+    "shared_reduction": Control(
+        "every layer's NTK-Attention is given layer 1's (Z, k) (a wiring fault of a deep model)",
+        {"shared_reduction": True},
+        breaks=("composed_bound",),
+        kind="planted fault",
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every knob of the depth check, with the value used and why."""
+
+    d: int = knob(4, "head dimension: constant, so d = O(log m); r = C(d + g, g) stays small for the schedule")
+    L: int = knob(8, "input length")
+    depth: int = knob(4, "D = 1..depth layers (the D-layer model is the first D layers of one stack)")
+    entry_bound: float = knob(1.0, "b: entries of X and of every prefix <= b (a constant is o(sqrt(log m))), attained")
+    weight_norms: tuple[float, ...] = knob((0.5, 1.0, 2.0, 3.0),
+                                           "||W||_inf = w for every W: from contractive layers to large scores")
+    schedule_weight_norm: float = knob(0.5, "the weight norm at which the a-priori degree schedule is run (c)")
+    grid_degrees: tuple[int, ...] = knob((1, 2, 4, 8), "degrees used at every layer for the composed bound (a)")
+    max_log2_m: int = knob(12, "growing prefixes m = 2^0 .. 2^max_log2_m")
+    seeds: int = knob(2, "independent instances per weight norm")
+    schedule_min_m: int = knob(16, "the schedule runs from this m on: below it the budget C m^-c is as large as the "
+                                   "entries, and the a-priori slack it adds makes the degrees explode")
+    rate: float = knob(1.0, "c in the predicted deep error C m^-c")
+    constant: float = knob(1.0, "C in the predicted deep error C m^-c")
+    min_checked: int = knob(200, "the composed-bound prediction needs at least this many non-vacuous points")
+    slack_limit: float = knob(10.0, "reported: the composition 'describes' the deep model while it is non-vacuous and "
+                                    "adds at most this factor to the one-layer slack: (B_D/E_D) / (B_1/E_1) <= this")
+    noise_floor: float = knob(1e-13, "errors below this are float64 rounding: left out of the slack findings")
+    prefix_offset: float = knob(1.0, "coherent prefix rows P = offset mu + noise, as a trained prefix's")
+    calibration_m: int = knob(64, "prefix length of the calibration instance")
+    lipschitz_probes: int = knob(8, "random perturbations per layer in the Lipschitz calibration")
+    entry_growth: float = knob(0.0, "entries b m^growth; > 0 is the large_entries control")
+    shared_reduction: bool = knob(False, "give every layer layer 1's (Z, k) (the shared_reduction planted fault)")
+
+    def __post_init__(self):
+        if self.d < 1 or self.L < 1 or self.depth < 1 or self.max_log2_m < 2 or self.seeds < 1:
+            raise ValueError("need d, L, depth, seeds >= 1 and max_log2_m >= 2")
+        if self.schedule_weight_norm not in self.weight_norms:
+            raise ValueError(f"schedule_weight_norm {self.schedule_weight_norm} must be one of {self.weight_norms}")
+
+    def ms(self) -> list[int]:
+        return [2**i for i in range(self.max_log2_m + 1)]
+
+    def predicted_error(self, m: int) -> float:
+        return self.constant * m ** (-self.rate)
+
+    def a_priori(self, m: int, weight_norm: float) -> list[depth.LayerBounds]:
+        """A-priori bounds of every layer; the NTK stack's inputs get the budget C m^-c as slack."""
+        return depth.a_priori_layer_bounds(depth=self.depth, input_bound=self.entry_bound, prefix_bound=self.entry_bound,
+                                           weight_norm=weight_norm, d=self.d, input_slack=self.predicted_error(m))
+
+    def scheduled_degrees(self, m: int) -> list[int]:
+        """g_l(m): layer l's budget C m^-c / (depth prod_{l'>l} (1 + Lambda_l')), a-priori bounds only."""
+        layers = self.a_priori(m, self.schedule_weight_norm)
+        out = []
+        for l, layer in enumerate(layers):
+            amplification = math.prod(1.0 + x.lipschitz for x in layers[l + 1 :])
+            budget = self.predicted_error(m) / (self.depth * amplification)
+            eps = budget / (2 * layer.key_value_bound + budget)  # 2 e/(1 - e) V = budget
+            out.append(features.taylor_degree(layer.score_range, eps))
+        return out
+
+
+def settings(quick: bool) -> Settings:
+    if quick:
+        return Settings(max_log2_m=8, seeds=1, weight_norms=(0.5, 2.0, 3.0), min_checked=60)
+    return Settings()
+
+
+def _host(inst: sampling.DeepInstance) -> sampling.DeepInstance:
+    """The instance as float64 numpy arrays: host-side slicing and bounds compile nothing for each new m."""
+    return sampling.DeepInstance(*(np.asarray(a, np.float64) for a in inst))
+
+
+def _layers(inst: sampling.DeepInstance, m: int, scale: float) -> list[depth.PrefixLayer]:
+    return [depth.PrefixLayer(inst.W_Q[l], inst.W_K[l], inst.W_V[l], scale * inst.P[l, :m] @ inst.W_K[l],
+                              scale * inst.P[l, :m] @ inst.W_V[l]) for l in range(inst.P.shape[0])]
+
+
+def _grow(sums, K_P, V_P, phi, block: int = 16):
+    """The running sums extended to the rows of K_P, V_P, fed in blocks of ``block`` rows (single rows below it), so
+    that the reduction compiles for two row counts only, whatever m."""
+    while sums.m < K_P.shape[0]:
+        n = block if K_P.shape[0] - sums.m >= block and sums.m % block == 0 else 1
+        sums = accumulate_prefix(sums, K_P[sums.m : sums.m + n], V_P[sums.m : sums.m + n], phi)
+    return sums
+
+
+def _one_layer_bound(layer: depth.PrefixLayer, Y, g: int, m: int, s: Settings) -> float:
+    Y = np.asarray(Y, np.float64)
+    Q = Y @ layer.W_Q
+    S = float(np.max(np.abs(Q @ layer.K_P.T))) / math.sqrt(s.d)
+    S_abs = float(np.max(np.abs(Q) @ np.abs(layer.K_P).T)) / math.sqrt(s.d)
+    V = float(max(np.max(np.abs(layer.V_P)), np.max(np.abs(Y @ layer.W_V))))
+    return bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g, value_bound=V, m=m, L=s.L,
+                                    d=s.d).total
+
+
+def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
+    """One growing D-layer instance measured at every m: the exact stack, and the NTK stack at every degree set."""
+    ms = s.ms()
+    inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=ms[-1], depth=s.depth, weight_norm=w,
+                                               entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
+    schedule = ({m: s.scheduled_degrees(m) for m in ms if m >= s.schedule_min_m}
+                if w == s.schedule_weight_norm else {})
+    top = [max([*s.grid_degrees, *(g[l] for g in schedule.values())]) for l in range(s.depth)]
+    tops = [features.taylor_feature_map(s.d, g) for g in top]
+    running = [empty_prefix_sums(phi, s.d) for phi in tops]  # sums of the UNSCALED prefix, top degree per layer
+    rows = []
+    for m in ms:
+        scale = m**s.entry_growth
+        unscaled = _layers(inst, m, 1.0)
+        running = [_grow(sums, lay.K_P, lay.V_P, phi) for sums, lay, phi in zip(running, unscaled, tops)]
+        host_sums = [(np.asarray(x.Z, np.float64), np.asarray(x.k, np.float64)) for x in running]
+        X = inst.X * scale
+        layers = _layers(inst, m, scale)
+        exact = depth.deep_prefix_attention(X, layers)
+        entries = {"X": float(np.max(np.abs(X))) / scale, "P": float(np.max(np.abs(inst.P[:, :m]))),
+                   "P_min_layer": float(np.min(np.max(np.abs(inst.P[:, :m]), axis=(1, 2))))}
+        apriori = s.a_priori(m, w)
+        exact_layers = []
+        exact = [np.asarray(Y, np.float64) for Y in exact]
+        for l, lay in enumerate(layers):
+            Y = exact[l]
+            exact_layers.append({"input_max": float(np.max(np.abs(Y))),
+                                 "score_range": float(np.max(np.abs((Y @ lay.W_Q) @ lay.K_P.T))) / math.sqrt(s.d),
+                                 "lipschitz": depth.attention_lipschitz_bound(lay, Y, Y)})
+        degree_sets = [("grid", [g] * s.depth) for g in s.grid_degrees]
+        if m in schedule:
+            degree_sets.append(("schedule", schedule[m]))
+        for kind, degrees in degree_sets:
+            phis = [features.taylor_feature_map(s.d, g) for g in degrees]
+            sums = []
+            for l, phi in enumerate(phis):
+                unit = float(scale) ** tops[l].monomial_degrees[: phi.r]  # feature alpha scales as t^|alpha|
+                sums.append((host_sums[l][0][: phi.r] * (unit * scale)[:, None], host_sums[l][1][: phi.r] * unit))
+            if s.shared_reduction:
+                sums = [sums[0]] * s.depth
+                phis = [phis[0]] * s.depth
+            ntk, local = depth.deep_ntk_attention(X, layers, sums, phis)
+            ntk = [np.asarray(Y, np.float64) for Y in ntk]
+            betas = [_one_layer_bound(lay, ntk[l], degrees[l], m, s) for l, lay in enumerate(layers)]
+            lams = [depth.attention_lipschitz_bound(lay, exact[l], ntk[l]) for l, lay in enumerate(layers)]
+            for D in range(1, s.depth + 1):
+                error = float(np.max(np.abs(ntk[D] - exact[D])))
+                bound = depth.composed_error_bound(betas[:D], lams[:D])
+                rows.append({
+                    "weight_norm": w, "seed": seed, "m": m, "kind": kind, "g": degrees[0] if kind == "grid" else None,
+                    "degrees": list(degrees[:D]), "D": D, "error": error if math.isfinite(error) else math.inf,
+                    "first_layer_error": float(np.max(np.abs(ntk[1] - exact[1]))),
+                    "local_errors": [float(e) for e in local[:D]], "betas": betas[:D], "lipschitz": lams[:D],
+                    "amplification_bound": math.prod(1.0 + x for x in lams[1:D]),
+                    "bound": bound, "vacuous": not math.isfinite(bound),
+                    "predicted": s.predicted_error(m) if kind == "schedule" else None,
+                    "entry_scale": scale, **entries,
+                    "exact_layers": exact_layers[:D] if D == s.depth else None,
+                    "a_priori": [dataclasses.asdict(a) for a in apriori] if D == s.depth else None,
+                })
+    return rows
+
+
+def _measure(s: Settings, key) -> list[dict]:
+    rows = []
+    for i, w in enumerate(s.weight_norms):
+        for seed in range(s.seeds):
+            rows += _measure_instance(s, w, seed, jax.random.fold_in(jax.random.fold_in(key, i), seed))
+    return rows
+
+
+def _calibrate(s: Settings, key) -> list:
+    """Layer 1 against the dense softmax and the Taylor kernel summed directly; the stack against a dense composition;
+    the Lipschitz bound against difference quotients of random perturbations."""
+    inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=s.calibration_m, depth=s.depth,
+                                               weight_norm=s.schedule_weight_norm, entry_bound=s.entry_bound))
+    layers = _layers(inst, s.calibration_m, 1.0)
+    first = layers[0]
+    out = instruments.calibrate_attention(
+        Projected(inst.X @ first.W_Q, inst.X @ first.W_K, inst.X @ first.W_V, first.K_P, first.V_P), degree=2)
+    stack = depth.deep_prefix_attention(inst.X, layers)
+    Y = inst.X
+    for lay in layers:
+        Y = Y + instruments.dense_prefix_attention(Y @ lay.W_Q, Y @ lay.W_K, Y @ lay.W_V, lay.K_P, lay.V_P)
+    n = s.calibration_m + s.L + s.d
+    discrepancy = float(jnp.max(jnp.abs(stack[-1] - Y)) / jnp.max(jnp.abs(Y)))
+    out.append(calibration("deep_stack_equals_dense_composition",
+                           f"ntkprefix.depth.deep_prefix_attention ({s.depth} layers) = the residual composition of "
+                           "dense softmaxes written out", discrepancy, 8 * s.depth * instruments.gamma(n),
+                           f"8 D gamma_N, N = m + L + d = {n}: D layers of two sums and a division, both routes"))
+    worst, delta = 0.0, 1e-3 * s.entry_bound
+    for l, lay in enumerate(layers):
+        A = lambda Z, lay=lay: instruments.dense_prefix_attention(Z @ lay.W_Q, Z @ lay.W_K, Z @ lay.W_V, lay.K_P, lay.V_P)  # noqa: E731
+        for p in range(s.lipschitz_probes):
+            direction = jax.random.rademacher(jax.random.fold_in(jax.random.fold_in(key, 100 + l), p), stack[l].shape,
+                                              stack[l].dtype)
+            other = stack[l] + delta * direction
+            ratio = float(jnp.max(jnp.abs(A(other) - A(stack[l])))) / delta
+            worst = max(worst, ratio / depth.attention_lipschitz_bound(lay, stack[l], other))
+    out.append(calibration("lipschitz_bound_dominates_difference_quotients",
+                           "max over layers and random corner perturbations (||Delta||_max = 1e-3 b) of "
+                           "||A(X + Delta) - A(X)||_max / (||Delta||_max Lambda(X, X + Delta)) - 1, floored at 0",
+                           max(0.0, worst - 1.0), 1e-9,
+                           "rounding of a difference quotient: 4 u max|A| / delta ~ 1e-12 relative"))
+    return out
+
+
+def evaluate(s: Settings, options: RunOptions) -> Evaluation:
+    key = jax.random.PRNGKey(options.seed)
+    calibrations = _calibrate(s, jax.random.fold_in(key, 999))
+    if not all(c.met for c in calibrations):
+        return Evaluation.instrument_error(calibrations)
+    rows = _measure(s, key)
+    predictions, findings = _predictions(s, rows)
+    by = {p.name: p for p in predictions}
+    where = findings["stops_describing_at_depth"]
+    summary = (f"E_D <= B_D at {by['composed_bound'].checked} points ({by['composed_bound'].not_checked} vacuous); "
+               f"schedule: max E_D/(C m^-c) {by['deep_polynomial_error'].measured:.3g}; the composition stops describing "
+               f"the deep model (vacuous, or {s.slack_limit:g}x the one-layer slack) at D = "
+               + ", ".join(f"{where[k] or 'beyond ' + str(s.depth)} (w={k})" for k in where))
+    return Evaluation(calibrations, _conditions(s, rows), predictions, summary=summary, findings=findings,
+                      measurements=rows, table=_table(s, rows))
+
+
+def _conditions(s: Settings, rows: list[dict]) -> list:
+    largest = max(max(r["X"], r["P"]) for r in rows)  # of the unscaled instance; the control scales it by m^growth
+    largest_scaled = max(max(r["X"], r["P"]) * r["entry_scale"] for r in rows) / s.entry_bound
+    final = [r for r in rows if r["m"] == max(s.ms())]
+    attained = min(min(r["X"], r["P_min_layer"]) for r in final) / s.entry_bound
+    return [
+        condition("entries_within_bound", "every entry of X and of every layer's prefix is at most b",
+                  largest_scaled, "<= 1 (max entry / b, relative tolerance 1e-12)", largest_scaled <= 1 + 1e-12),
+        condition("instances_attain_bound", "at the largest m, X and every layer's prefix attain b",
+                  attained, ">= 1 - 1e-12 (min over instances and layers of max entry / b)",
+                  attained >= 1 - 1e-12 and largest <= s.entry_bound * (1 + 1e-12)),
+    ]
+
+
+def _predictions(s: Settings, rows: list[dict]) -> tuple[list, dict]:
+    checked = [r for r in rows if not r["vacuous"]]
+    exceeded = [r for r in checked if not r["error"] <= r["bound"]]
+    predictions = [no_failures("composed_bound", "E_D <= sum_l beta_l prod_{l'>l} (1 + Lambda_l') at every point",
+                               failures=len(exceeded), checked=len(checked), not_checked=len(rows) - len(checked),
+                               min_checked=s.min_checked)]
+    # (b) the a-priori propagation the schedule is built on, on the exact stack (slack 0 there).
+    violations = total = 0
+    for r in rows:
+        if r["exact_layers"] is None or r["entry_scale"] != 1.0:
+            continue
+        exact_apriori = depth.a_priori_layer_bounds(depth=s.depth, input_bound=s.entry_bound,
+                                                    prefix_bound=s.entry_bound, weight_norm=r["weight_norm"], d=s.d)
+        for measured, bound in zip(r["exact_layers"], exact_apriori):
+            total += 3
+            violations += (measured["input_max"] > bound.input_bound * (1 + 1e-12))
+            violations += (measured["score_range"] > bound.score_range * (1 + 1e-12))
+            violations += (measured["lipschitz"] > bound.lipschitz * (1 + 1e-12))
+    predictions.append(no_failures("a_priori_bounds_hold",
+                                   "every layer's input entries, score range and Lipschitz bound <= their a-priori values",
+                                   failures=violations, checked=total, min_checked=3 * s.depth))
+    sched = [r for r in rows if r["kind"] == "schedule"]
+    worst = max(sched, key=lambda r: r["error"] / r["predicted"])
+    predictions.append(at_most("deep_polynomial_error",
+                               f"with the a-priori per-layer schedule g_l(m), max over D, m >= {s.schedule_min_m} and seeds of "
+                               f"E_D / (C m^-c), C = {s.constant:g}, c = {s.rate:g}",
+                               worst["error"] / worst["predicted"], 1.0))
+    findings = {"worst_error_over_bound": max((r["error"] / r["bound"] for r in checked), default=math.nan),
+                "worst_schedule_point": {k: worst[k] for k in ("weight_norm", "seed", "m", "D", "degrees", "error",
+                                                               "predicted")},
+                "schedule": {str(m): s.scheduled_degrees(m) for m in s.ms() if m >= s.schedule_min_m}}
+    findings.update(_depth_findings(s, rows))
+    return predictions, findings
+
+
+def _median(values) -> float:
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.median(values)) if values else math.nan
+
+
+def _depth_findings(s: Settings, rows: list[dict]) -> dict:
+    """Per weight norm and D: slack, amplifications, vacuous share; the first D where the composition stops
+    describing the deep model (vacuous at more than half the points, or its median slack more than slack_limit
+    times the one-layer slack at D = 1)."""
+    per, stops = {}, {}
+    for w in s.weight_norms:
+        stops[str(w)] = None
+        one_layer_slack = math.nan
+        for D in range(1, s.depth + 1):
+            sel = [r for r in rows if r["weight_norm"] == w and r["D"] == D and r["kind"] == "grid" and r["m"] >= 2]
+            informative = [r for r in sel if r["error"] > s.noise_floor]
+            vacuous = sum(r["vacuous"] for r in sel) / max(len(sel), 1)
+            slack = _median([r["bound"] / r["error"] for r in informative if not r["vacuous"]])
+            one_layer_slack = slack if D == 1 else one_layer_slack
+            entry = {
+                "points": len(sel), "vacuous_share": vacuous, "median_slack": slack,
+                "slack_over_one_layer_slack": slack / one_layer_slack,
+                "median_amplification_bound": _median([r["amplification_bound"] for r in sel]),
+                "median_measured_amplification": _median([r["error"] / r["first_layer_error"] for r in informative
+                                                          if r["first_layer_error"] > s.noise_floor]),
+                "median_error_over_sum_of_local": _median([r["error"] / sum(r["local_errors"]) for r in informative]),
+                "median_lipschitz_last_layer": _median([r["lipschitz"][-1] for r in sel]),
+                "max_input_entry_last_layer": max((r["exact_layers"][D - 1]["input_max"] for r in rows
+                                                   if r["exact_layers"] is not None and r["weight_norm"] == w),
+                                                  default=math.nan),
+            }
+            per[f"w={w} D={D}"] = entry
+            if stops[str(w)] is None and (vacuous > 0.5 or not slack / one_layer_slack <= s.slack_limit):
+                stops[str(w)] = D
+    return {"by_weight_norm_and_depth": per, "stops_describing_at_depth": stops}
+
+
+def _table(s: Settings, rows: list[dict]) -> dict:
+    out = []
+    for key, v in _depth_findings(s, rows)["by_weight_norm_and_depth"].items():
+        w, D = key.split(" ")
+        sel = [r for r in rows if f"w={r['weight_norm']}" == w and f"D={r['D']}" == D and r["kind"] == "grid"
+               and r["g"] == 2 and r["m"] >= 2]
+        out.append([w[2:], D[2:], _median([r["error"] for r in sel]), _median([r["bound"] for r in sel]),
+                    v["median_slack"], v["slack_over_one_layer_slack"], v["median_amplification_bound"],
+                    v["median_error_over_sum_of_local"], v["vacuous_share"], v["max_input_entry_last_layer"]])
+    return {"columns": ["w", "D", "median E_D (g=2)", "median B_D (g=2)", "B_D/E_D (all g)", "slack / slack at D=1",
+                        "prod(1+Lambda)", "E_D / sum of local errors", "vacuous share", "max input entry, layer D"],
+            "rows": out}
+
+
+def plot(result: Result, out_dir: Path) -> list[Path]:
+    """E_D and B_D against m (schedule weight norm, g = 2); slack and amplifications against D per weight norm; the
+    schedule's E_D against C m^-c."""
+    rows = result.measurements
+    st = result.settings
+    fig, (ax, ax_s, ax_p) = plotting.new_figure(ncols=3, width=4.8, height=4.2)
+    w0 = st["schedule_weight_norm"]
+    for color, D in zip(plotting.COLORS, range(1, st["depth"] + 1)):
+        for g, style in ((2, "o-"), (4, "s-")):
+            sel = sorted([r for r in rows if r["weight_norm"] == w0 and r["D"] == D and r["kind"] == "grid"
+                          and r["g"] == g and r["seed"] == 0], key=lambda r: r["m"])
+            if sel:
+                ax.plot([r["m"] for r in sel], [r["error"] for r in sel], style, color=color, ms=2.5, lw=1,
+                        label=f"E_D, D={D}, g={g}")
+                ax.plot([r["m"] for r in sel], [r["bound"] for r in sel], "--", color=color, lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="prefix length m (every layer)", ylabel=r"$\|\tilde X_D - X_D\|_{max}$",
+           title=f"w = {w0}: error (solid) and composed bound (dashed)")
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=5, ncol=2, loc="center right")
+    per = result.findings["by_weight_norm_and_depth"]
+    Ds = list(range(1, st["depth"] + 1))
+    for color, w in zip(plotting.COLORS, st["weight_norms"]):
+        ax_s.plot(Ds, [per[f"w={w} D={D}"]["slack_over_one_layer_slack"] for D in Ds], "o-", color=color,
+                  label=f"(B_D/E_D) / (B_1/E_1), w={w}")
+        ax_s.plot(Ds, [per[f"w={w} D={D}"]["median_amplification_bound"] for D in Ds], ":", color=color,
+                  label=f"prod (1 + Lambda), w={w}")
+        ax_s.plot(Ds, [per[f"w={w} D={D}"]["median_error_over_sum_of_local"] for D in Ds], "x--", color=color, lw=0.8,
+                  label=f"E_D / sum of local errors, w={w}")
+    ax_s.axhline(st["slack_limit"], color="grey", lw=0.8)
+    ax_s.set(yscale="log", xlabel="depth D", ylabel="median over m >= 2 and g", xticks=Ds,
+             title="slack added by the composition; amplification")
+    ax_s.legend(fontsize=5, ncol=1, loc="upper left")
+    C, c = st["constant"], st["rate"]
+    for color, D in zip(plotting.COLORS, Ds):
+        sel = sorted([r for r in rows if r["kind"] == "schedule" and r["D"] == D and r["seed"] == 0],
+                     key=lambda r: r["m"])
+        if sel:
+            ax_p.plot([r["m"] for r in sel], [r["error"] for r in sel], "o-", color=color, ms=2.5, lw=1,
+                      label=f"E_D with g_l(m), D={D}")
+    ms = np.array(sorted({r["m"] for r in rows}), float)
+    ax_p.plot(ms, C * ms ** (-c), color="grey", lw=1.2, label=f"C m^-c (C={C:g}, c={c:g})")
+    ax_p.set(xscale="log", yscale="log", xlabel="prefix length m", title=f"a-priori degree schedule (w = {w0})")
+    ax_p.set_xscale("log", base=2)
+    ax_p.legend(fontsize=6, loc="lower left")
+    fig.suptitle(plotting.result_title(result, "Depth (composed Theorem 4.1)"))
+    return plotting.save_result_figure(fig, out_dir, result)
+
+
+CLAIM = Claim(
+    id="depth",
+    paper_item="Theorem 4.1 composed over D layers",
+    tag="[derived]",
+    statement=STATEMENT,
+    settings=settings,
+    evaluate=evaluate,
+    plot=plot,
+    controls=CONTROLS,
+)
