@@ -1,18 +1,29 @@
-"""Speed and memory of the attention core, measured side by side in one run; prints ratios.
+"""Speed and memory of the attention core, measured side by side in one run; prints every ratio beside its target.
 
-1. prefix_attention / ntk_attention time at d = 32, L = 256, m = 2^16, float32, both jit-compiled, calls
-   interleaved (targets: >= 100x with r = d (ELU+1), >= 20x with Taylor g = 2, r = C(34, 2) = 561).
-2. Streaming m = 2^24 prefix rows (d = 16, g = 2, float64) through reduce_prefix_stream, rows generated chunk by
-   chunk so the prefix never exists whole: time and peak resident memory, in a fresh process so the peak is the
-   stream's own (targets: < 60 s on 2 cores, < 2 GiB).
+1. Exact prefix attention (Algorithm 1), float32, d = 32, L = 256, m = 2^16 and 2^20: ntkprefix.prefix_attention
+   against torch 2.13's CPU scaled_dot_product_attention on the same inputs (and a jnp softmax over all scores),
+   jit-compiled, calls interleaved, medians. Target: at least as fast as torch. Also printed: its agreement with a
+   float64 reference against the float32 rounding bound, and its compiled working memory (XLA's temporary buffers:
+   O(L chunk), independent of m).
+2. NTK-Attention against prefix attention at m = 2^16, beside the ratio of their operation counts (no target: the
+   issue sets none; Figure 3's claim is checked by `python -m verify fig3`).
+3. reduce_prefix, m = 2^22, d = d_v = 16, g = 2 (r = 153), float32 and float64, against the GEMM-only lower bound:
+   the fastest of (a) the GEMMs phi^T V and phi^T 1 on a precomputed phi chunk, in the same compiled loop, (b) the
+   one GEMM phi^T [V, 1] in that loop, (c) numpy's GEMM phi^T [V, 1] over a precomputed phi. Target: within 1.5x.
+   Also its compiled working memory (O(chunk r)).
+4. Streams of m = 2^24 rows generated chunk by chunk (the prefix never exists whole), in a fresh process each so
+   the peak memory is the stream's own: reduce_prefix_stream (d = 16, g = 2, float64) and prefix_attention_stream
+   (d = 32, L = 256, float32). Targets: < 60 s, < 2 GiB.
 
-Usage: python bench/attention.py [--log2-m-stream 24]
+Usage: python bench/attention.py [--log2-m-stream 24] [--repeats 15] [--skip-stream]
+torch comes from the optional extra: pip install -e '.[bench]' (CPU build); without it section 1 says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -20,41 +31,174 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def ratio_bench() -> None:
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _temp_bytes(fn, *args) -> int:
+    """XLA's temporary buffers of the compiled function (its working memory beyond inputs and outputs)."""
+    import jax
+
+    return int(jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def exact_attention_bench(repeats: int) -> None:
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     import ntkprefix as nk
-    from figures.timing import median_times
+    from verify.instruments import gamma
+    from verify.timing import median_times
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    d, L = 32, 256
+    print(f"[1] exact prefix attention, float32, d={d}, L={L}, median of {repeats} interleaved calls ({_load()})")
+    for log2_m in (16, 20):
+        m = 2**log2_m
+        k_x, k_p, k_w = jax.random.split(jax.random.PRNGKey(log2_m), 3)
+        X = jax.random.normal(k_x, (L, d), jnp.float32)
+        P = jax.random.normal(k_p, (m, d), jnp.float32)
+        W = jax.random.normal(k_w, (3, d, d), jnp.float32) / math.sqrt(d)  # a Python float keeps float32
+        inst = nk.project(X, P, W[0], W[1], W[2])
+        ours = jax.jit(nk.prefix_attention)
+
+        @jax.jit
+        def dense(Q, K, V, K_P, V_P):  # a jnp softmax over all m + L scores at once: memory O(L m)
+            scores = jnp.concatenate([K_P, K]) @ Q.T / math.sqrt(d)
+            return jax.nn.softmax(scores, axis=0).T @ jnp.concatenate([V_P, V])
+
+        calls = [(ours, tuple(inst)), (dense, tuple(inst))]
+        if torch is not None:
+            tq = torch.from_numpy(np.array(inst.Q))[None, None]
+            tk = torch.from_numpy(np.array(jnp.concatenate([inst.K_P, inst.K])))[None, None]
+            tv = torch.from_numpy(np.array(jnp.concatenate([inst.V_P, inst.V])))[None, None]
+
+            def sdpa():
+                with torch.no_grad():
+                    return torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)
+
+            calls.append((sdpa, ()))
+        times = median_times(calls, repeats=repeats if m <= 2**16 else max(5, repeats // 3), warmup=2)
+        out = np.asarray(ours(*inst), np.float64)
+        reference = np.asarray(nk.prefix_attention(*(jnp.asarray(x, jnp.float64) for x in inst)))
+        error = float(np.max(np.abs(out - reference)) / np.max(np.abs(reference)))
+        tolerance = 4 * gamma(m + L + d, jnp.float32)
+        temp = _temp_bytes(nk.prefix_attention, *inst)
+        print(f"    m = 2^{log2_m}: prefix_attention {times[0] * 1e3:9.2f} ms | jnp softmax over all scores "
+              f"{times[1] * 1e3:9.2f} ms ({times[1] / times[0]:.2f}x ours)")
+        if torch is not None:
+            ratio = times[2] / times[0]
+            print(f"      torch {torch.__version__} CPU scaled_dot_product_attention {times[2] * 1e3:9.2f} ms: ours is "
+                  f"{ratio:.2f}x torch's speed (target >= 1: {_met(ratio >= 1)})")
+        else:
+            print("      torch not installed (pip install -e '.[bench]'): the torch comparison is skipped")
+        print(f"      exact: relative error against float64 {error:.2e} <= 4 gamma_N (float32, N = m + L + d) = "
+              f"{tolerance:.2e}: {_met(error <= tolerance)}; working memory {temp / 2**20:.1f} MiB (XLA temporaries; "
+              f"inputs {(inst.K_P.nbytes + inst.V_P.nbytes) / 2**20:.0f} MiB)")
+
+
+def ntk_ratio_bench(repeats: int) -> None:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import ntkprefix as nk
+    from verify.timing import median_times
 
     d, L, m = 32, 256, 2**16
-    key = jax.random.PRNGKey(0)
-    k_x, k_p, k_w = jax.random.split(key, 3)
+    k_x, k_p, k_w = jax.random.split(jax.random.PRNGKey(0), 3)
     X = jax.random.normal(k_x, (L, d), jnp.float32)
     P = jax.random.normal(k_p, (m, d), jnp.float32)
-    W = jax.random.normal(k_w, (3, d, d), jnp.float32) / np.sqrt(d)
+    W = jax.random.normal(k_w, (3, d, d), jnp.float32) / math.sqrt(d)  # a Python float keeps float32
     inst = nk.project(X, P, W[0], W[1], W[2])
-    prefix_fn = jax.jit(nk.prefix_attention)
-    calls = [(prefix_fn, (inst.Q, inst.K, inst.V, inst.K_P, inst.V_P))]
+    calls = [(jax.jit(nk.prefix_attention), tuple(inst))]
     maps = [nk.elu_feature_map(d), nk.taylor_feature_map(d, 2)]
     for phi in maps:
         Z, k = nk.reduce_prefix(inst.K_P, inst.V_P, phi)
         calls.append((jax.jit(lambda Q, K, V, Z, k, phi=phi: nk.ntk_attention(Q, K, V, Z, k, phi)), (inst.Q, inst.K, inst.V, Z, k)))
-    times = median_times(calls, repeats=15, warmup=3)
-    print(f"[1] d={d}, L={L}, m={m}, float32, median of 15 interleaved calls")
+    times = median_times(calls, repeats=repeats, warmup=3)
+    print(f"[2] NTK-Attention against prefix attention, d={d}, L={L}, m={m}, float32 ({_load()})")
     print(f"    prefix_attention                {times[0] * 1e3:9.3f} ms")
-    for phi, t, target in zip(maps, times[1:], (100, 20)):
+    for phi, t in zip(maps, times[1:]):
         ratio = times[0] / t
-        print(
-            f"    ntk_attention {phi.label:18s}{t * 1e3:9.3f} ms   ratio {ratio:7.1f}x  "
-            f"(target >= {target}x: {'met' if ratio >= target else 'NOT met'})"
-        )
+        ideal = (m + L) / (L + phi.r)  # multiply-adds per query: (m + L) d against (L + r) d (Algorithms 1 and 2)
+        print(f"    ntk_attention {phi.label:18s}{t * 1e3:9.3f} ms   ratio {ratio:7.1f}x  (operation-count ratio "
+              f"(m + L)/(L + r) = {ideal:.1f}x)")
 
 
-def stream_worker(log2_m: int) -> None:
+def reduction_bench(repeats: int, log2_m: int = 22) -> None:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    import ntkprefix as nk
+    from ntkprefix.reduction import default_chunk_size
+    from verify.timing import median_times
+
+    d, g, m = 16, 2, 2**log2_m
+    phi = nk.taylor_feature_map(d, g)
+    chunk = default_chunk_size(phi)
+    highest = jax.lax.Precision.HIGHEST
+    print(f"[3] reduce_prefix, m = 2^{log2_m}, d = d_v = {d}, g = {g} (r = {phi.r}), chunks of {chunk} rows, median of "
+          f"{repeats} interleaved calls ({_load()})")
+    for dtype in (jnp.float32, jnp.float64):
+        key = jax.random.PRNGKey(0)
+        K = jax.random.normal(key, (m, d), dtype) / 2
+        V = jax.random.normal(jax.random.fold_in(key, 1), (m, d), dtype)
+        features_T = phi.transposed(K[:chunk].T)  # one chunk's features, precomputed: the GEMMs alone below
+
+        def gemm_loop(split: bool):
+            @jax.jit
+            def run(V, features_T):
+                def body(i, sums):
+                    V_c = jax.lax.dynamic_slice_in_dim(V, i * chunk, chunk)
+                    if split:  # phi^T V and phi^T 1: the fastest way to the same numbers
+                        return (sums[0] + jnp.matmul(features_T, V_c, precision=highest),
+                                sums[1] + jnp.matmul(features_T, jnp.ones((chunk,), dtype), precision=highest))
+                    V_one = jnp.concatenate([V_c, jnp.ones((chunk, 1), dtype)], axis=1)
+                    return sums[0] + jnp.matmul(features_T, V_one, precision=highest), sums[1]
+                width = d if split else d + 1
+                return jax.lax.fori_loop(0, m // chunk, body, (jnp.zeros((phi.r, width), dtype), jnp.zeros((phi.r,), dtype)))
+            return run
+
+        phi_block = np.asarray(phi(K[: 2**16]))  # numpy: phi^T [V, 1] over 2^16-row blocks of a precomputed phi
+        V_one = np.concatenate([np.asarray(V[: 2**16]), np.ones((2**16, 1), phi_block.dtype)], axis=1)
+
+        def numpy_gemm():
+            total = 0.0
+            for _ in range(m // 2**16):
+                total = total + phi_block.T @ V_one
+            return jnp.asarray(total)
+
+        calls = [(lambda K, V: nk.reduce_prefix(K, V, phi), (K, V)), (gemm_loop(True), (V, features_T)),
+                 (gemm_loop(False), (V, features_T)), (numpy_gemm, ())]
+        times = median_times(calls, repeats=repeats, warmup=1)
+        bound = min(times[1:])
+        ratio = times[0] / bound
+        temp = _temp_bytes(lambda K, V: nk.reduce_prefix(K, V, phi), K, V)
+        name = np.dtype(dtype).name
+        print(f"    {name}: reduce_prefix {times[0]:.3f} s | GEMM-only: phi^T V + phi^T 1 {times[1]:.3f} s, "
+              f"phi^T [V, 1] {times[2]:.3f} s, numpy phi^T [V, 1] {times[3]:.3f} s")
+        print(f"      {ratio:.2f}x the lower bound {bound:.3f} s (target <= 1.5x: {_met(ratio <= 1.5)}); "
+              f"{times[0] / times[2]:.2f}x the one GEMM phi^T [V, 1]; working memory {temp / 2**20:.1f} MiB "
+              f"(O(chunk r); the prefix itself {(K.nbytes + V.nbytes) / 2**20:.0f} MiB)")
+
+
+def stream_worker(kind: str, log2_m: int) -> None:
     """Runs in its own process; prints one JSON line."""
     import jax
 
@@ -63,54 +207,78 @@ def stream_worker(log2_m: int) -> None:
 
     import ntkprefix as nk
 
-    d, g, chunk = 16, 2, 65536
-    phi = nk.taylor_feature_map(d, g)
-    m = 2**log2_m
-    n_chunks = m // chunk
-    make = jax.jit(lambda i: tuple(jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(1), i), (2, chunk, d), jnp.float64)))
+    chunk, m = 65536, 2**log2_m
+    if kind == "reduce":
+        d, dtype = 16, jnp.float64
+        phi = nk.taylor_feature_map(d, 2)
+    else:
+        d, L, dtype = 32, 256, jnp.float32
+        Q, K, V = (jax.random.normal(jax.random.PRNGKey(i), (L, d), dtype) for i in range(3))
+    make = jax.jit(lambda i: tuple(jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(1), i), (2, chunk, d), dtype)))
 
-    def chunks():
-        for i in range(n_chunks):
-            K_rows, V_rows = make(i)
-            yield K_rows, V_rows
+    def chunks(n):
+        for i in range(n):
+            yield make(i)
 
-    # Warm up (compile) on one chunk, then time the whole stream.
-    nk.reduce_prefix_stream(iter([make(0)]), phi, d_v=d)
-    baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if kind == "reduce":  # warm up (compile) on one chunk, then time the whole stream
+        nk.reduce_prefix_stream(chunks(1), phi, d_v=d, dtype=dtype)
+    else:
+        nk.prefix_attention_stream(Q, K, V, chunks(1))
+    baseline_kib = _peak_rss_kib()
     start = time.perf_counter()
-    sums = nk.reduce_prefix_stream(chunks(), phi, d_v=d)
-    jax.block_until_ready(sums.Z)
+    if kind == "reduce":
+        out = nk.reduce_prefix_stream(chunks(m // chunk), phi, d_v=d, dtype=dtype).Z
+    else:
+        out = nk.prefix_attention_stream(Q, K, V, chunks(m // chunk))
+    jax.block_until_ready(out)
     elapsed = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"m": sums.m, "d": d, "g": g, "r": phi.r, "chunk": chunk, "seconds": elapsed,
-                      "peak_rss_mib": peak_kib / 1024, "rss_before_stream_mib": baseline_kib / 1024,
-                      "finite": bool(jnp.all(jnp.isfinite(sums.Z)))}))
+    peak_kib = _peak_rss_kib()
+    print(json.dumps({"m": m, "d": d, "chunk": chunk, "seconds": elapsed, "peak_rss_mib": peak_kib / 1024,
+                      "rss_before_stream_mib": baseline_kib / 1024, "finite": bool(jnp.all(jnp.isfinite(out)))}))
+
+
+def _peak_rss_kib() -> int:
+    """This process's own peak resident memory (VmHWM of /proc/self/status, KiB). Not getrusage's ru_maxrss: Linux
+    carries the high-water mark of the forked parent across exec into it, so a worker started by a parent holding
+    gigabytes would report the parent's peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the best available
 
 
 def stream_bench(log2_m: int) -> None:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--stream-worker", "--log2-m-stream", str(log2_m)],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"[2] reduce_prefix_stream: m = 2^{log2_m} = {r['m']} rows, d={r['d']}, g={r['g']} (r={r['r']}), float64, "
-          f"chunks of {r['chunk']}")
-    print(f"    time {r['seconds']:.1f} s (target < 60 s: {'met' if r['seconds'] < 60 else 'NOT met'}); "
-          f"peak RSS {r['peak_rss_mib']:.0f} MiB (target < 2048 MiB: {'met' if r['peak_rss_mib'] < 2048 else 'NOT met'}; "
-          f"{r['rss_before_stream_mib']:.0f} MiB before streaming); sums finite: {r['finite']}")
+    print(f"[4] streams of m = 2^{log2_m} rows generated chunk by chunk, each in a fresh process ({_load()})")
+    for kind, what in (("reduce", "reduce_prefix_stream, d = 16, g = 2 (r = 153), float64"),
+                       ("attention", "prefix_attention_stream, d = 32, L = 256, float32")):
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--stream-worker", kind, "--log2-m-stream",
+                               str(log2_m)], capture_output=True, text=True, check=True)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"    {what}, chunks of {r['chunk']}: {r['seconds']:.1f} s (target < 60 s: {_met(r['seconds'] < 60)}); "
+              f"peak RSS {r['peak_rss_mib']:.0f} MiB (target < 2048 MiB: {_met(r['peak_rss_mib'] < 2048)}; "
+              f"{r['rss_before_stream_mib']:.0f} MiB before streaming); finite: {r['finite']}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--log2-m-stream", type=int, default=24)
-    parser.add_argument("--stream-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--skip-stream", action="store_true")
+    parser.add_argument("--stream-worker", choices=("reduce", "attention"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stream_worker:
-        stream_worker(args.log2_m_stream)
+        stream_worker(args.stream_worker, args.log2_m_stream)
         return 0
-    print(f"bench/attention.py on {os.cpu_count()} cores")
-    ratio_bench()
-    stream_bench(args.log2_m_stream)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # for the float64 references; the timed float32 paths stay float32
+    print(f"bench/attention.py on {jax.devices()} ({os.cpu_count()} cores)")
+    exact_attention_bench(args.repeats)
+    ntk_ratio_bench(args.repeats)
+    reduction_bench(max(5, args.repeats // 3))
+    if not args.skip_stream:
+        stream_bench(args.log2_m_stream)
     return 0
 
 

@@ -12,6 +12,7 @@ Scalars. :func:`require_scalar` and :func:`require_int` refuse NaN, infinities, 
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import jax
@@ -25,6 +26,7 @@ __all__ = [
     "as_float_array",
     "require_rank",
     "require_finite",
+    "max_abs",
     "require_signs",
     "require_scalar",
     "require_int",
@@ -104,25 +106,47 @@ def require_rank(name: str, x, rank: int, expected: str) -> None:
     require(np.ndim(x) == rank, f"{name} must have shape {expected}, got shape {shape_of(x)} (dtype {_dtype_name(x)})")
 
 
-def require_finite(name: str, x) -> None:
-    """x must hold only finite values. Skipped when x is traced (inside jit/grad): the check needs concrete values.
+def _extremes(x) -> tuple[float, float]:
+    """(max, min) of x's entries as floats, NaN if any entry is NaN; (0, 0) for an empty array.
 
-    Host arrays, and jax arrays on the CPU (viewed without a copy), are checked with numpy: no compilation for each
-    new shape. Arrays on an accelerator are checked where they are."""
+    Two reductions and no temporary: numpy on host arrays and CPU jax arrays (viewed without a copy; no compilation
+    for each new shape), jnp where the array lives on an accelerator. A full-size temporary (isfinite, abs) would cost a
+    pass of page faults on every call with a large prefix."""
+    if np.size(x) == 0:
+        return 0.0, 0.0
+    on_host = not isinstance(x, jax.Array) or all(device.platform == "cpu" for device in x.devices())
+    if on_host:
+        arr = np.asarray(x)
+        return float(np.max(arr)), float(np.min(arr))
+    return float(jnp.max(x)), float(jnp.min(x))
+
+
+def max_abs(x) -> float:
+    """max |x| over the entries (NaN if any entry is NaN, 0 for an empty array); see :func:`_extremes`."""
+    high, low = _extremes(x)
+    return max(high, -low) if not (math.isnan(high) or math.isnan(low)) else math.nan
+
+
+def require_finite(name: str, x) -> float | None:
+    """x must hold only finite values; returns max |x| (None when x is traced: inside jit/grad the check, which needs
+    concrete values, is skipped).
+
+    All entries are finite exactly when the largest and the smallest are (numpy's max and min propagate NaN), so the
+    check is two reductions without a temporary (:func:`_extremes`)."""
     if is_traced(x):
-        return
+        return None
     try:
-        on_host = not isinstance(x, jax.Array) or all(device.platform == "cpu" for device in x.devices())
-        finite = bool(np.all(np.isfinite(np.asarray(x)))) if on_host else bool(jnp.all(jnp.isfinite(x)))
+        high, low = _extremes(x)
     except jax.errors.ConcretizationTypeError:
-        return
-    if not finite:
+        return None
+    if not (math.isfinite(high) and math.isfinite(low)):
         arr = np.asarray(x)
         bad = np.argwhere(~np.isfinite(arr))
         where = tuple(int(i) for i in bad[0])
         raise ValueError(
             f"{name} holds {len(bad)} non-finite value(s) (first at index {where}: {arr[where]}); expected finite entries"
         )
+    return max(high, -low)
 
 
 def require_signs(name: str, a) -> None:

@@ -16,8 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkprefix._numerics import matmul
 from ntkprefix._validation import (
     as_float_array,
+    is_traced,
     require,
     require_finite,
     require_float_dtype,
@@ -70,7 +72,7 @@ def project(X: jax.Array, P: jax.Array, W_Q: jax.Array, W_K: jax.Array, W_V: jax
     require(W_Q.shape == W_K.shape, f"W_Q and W_K must have the same shape, got {shape_of(W_Q)} and {shape_of(W_K)}")
     for name, x in (("X", X), ("P", P), ("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V)):
         require_finite(name, x)
-    return Projected(X @ W_Q, X @ W_K, X @ W_V, P @ W_K, P @ W_V)
+    return Projected(matmul(X, W_Q), matmul(X, W_K), matmul(X, W_V), matmul(P, W_K), matmul(P, W_V))
 
 
 def _causal_mask(L: int) -> jax.Array:
@@ -157,11 +159,21 @@ def empty_prefix_state(Q: jax.Array, d_v: int, dtype=None) -> PrefixAttentionSta
 
 
 def absorb_prefix(
-    state: PrefixAttentionState, Q: jax.Array, K_rows: jax.Array, V_rows: jax.Array, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    state: PrefixAttentionState,
+    Q: jax.Array,
+    K_rows: jax.Array,
+    V_rows: jax.Array,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    row_mask: jax.Array | None = None,
 ) -> PrefixAttentionState:
     """The state extended by prefix rows (K_rows (n, d), V_rows (n, d_v)), streamed in chunks  [paper, Algorithm 1].
 
-    Array-likes are converted to floating arrays; wrong shapes and non-finite entries are a ValueError.
+    ``row_mask`` (n,) bool, optional: rows where it is False are ignored (their scores are -inf, their weight exactly
+    0), so a caller can stream fixed-shape buffers whose rows are only partly a prefix (one compilation for every
+    fill); m then counts the True rows (a traced count when the mask is traced). Traceable (jit, vmap): value checks
+    are skipped for traced arguments. Array-likes are converted to floating arrays; wrong shapes and non-finite
+    entries (masked rows included: they are multiplied, so they must be finite) are a ValueError.
     """
     require(isinstance(state, PrefixAttentionState),
             f"state must be a PrefixAttentionState (see empty_prefix_state), got {type(state).__name__}")
@@ -178,11 +190,21 @@ def absorb_prefix(
     for name, x in (("Q", Q), ("K_P", K_rows), ("V_P", V_rows)):
         require_finite(name, x)
     n = K_rows.shape[0]
+    count = n if row_mask is None else _mask_count(row_mask, n)
     if n == 0:
         return state
     row_max, row_sum, acc = _absorb_rows(state.row_max, state.row_sum, state.acc, Q.astype(state.acc.dtype), K_rows,
-                                         V_rows, chunk_size=min(chunk_size, n))
-    return PrefixAttentionState(row_max, row_sum, acc, state.m + int(n))
+                                         V_rows, row_mask if row_mask is None else jnp.asarray(row_mask),
+                                         chunk_size=min(chunk_size, n))
+    return PrefixAttentionState(row_max, row_sum, acc, state.m + count)
+
+
+def _mask_count(row_mask, n: int):
+    """The number of True rows of a (n,) bool mask (an int; a traced scalar when the mask is traced)."""
+    require(shape_of(row_mask) == (n,) and jnp.asarray(row_mask).dtype == jnp.bool_,
+            f"row_mask must be a bool array of shape ({n},), got {shape_of(row_mask)} {getattr(row_mask, 'dtype', type(row_mask).__name__)}")
+    count = jnp.sum(jnp.asarray(row_mask), dtype=jnp.int32)
+    return count if is_traced(count) else int(count)
 
 
 def finish_prefix_attention(
@@ -192,7 +214,7 @@ def finish_prefix_attention(
     require(isinstance(state, PrefixAttentionState),
             f"state must be a PrefixAttentionState (see empty_prefix_state), got {type(state).__name__}")
     (Q, K, V), (L, d, d_v) = _check_qkv(Q, K, V, causal)
-    require(state.m >= 1, "the prefix state holds no rows; absorb at least one prefix row first")
+    require(is_traced(state.m) or state.m >= 1, "the prefix state holds no rows; absorb at least one prefix row first")
     require(shape_of(state.acc) == (L, d_v), f"state has shape {shape_of(state.acc)}, but Q, V give ({L}, {d_v})")
     return _finish(state.row_max, state.row_sum, state.acc, Q, K, V, causal=bool(causal))
 
@@ -213,63 +235,92 @@ def prefix_attention_stream(Q: jax.Array, K: jax.Array, V: jax.Array, chunks, *,
     return finish_prefix_attention(state, Q, K, V, causal=causal)
 
 
-class _RunningSoftmax(NamedTuple):
-    row_max: jax.Array  # (L,)
-    row_sum: jax.Array  # (L,), sum of exp(score - row_max)
-    acc: jax.Array  # (L, d_v), sum of exp(score - row_max) v
-
-
-def _absorb(state: _RunningSoftmax, scores: jax.Array, values: jax.Array) -> _RunningSoftmax:
-    """Fold a block of scores (L, n) (masked entries -inf) and values (n, d_v) into the running softmax."""
-    new_max = jnp.maximum(state.row_max, scores.max(axis=1))
-    rescale = jnp.exp(state.row_max - new_max)
-    weights = jnp.exp(scores - new_max[:, None])
-    return _RunningSoftmax(
-        new_max,
-        state.row_sum * rescale + weights.sum(axis=1),
-        state.acc * rescale[:, None] + weights @ values,
-    )
-
-
 def _scaled_queries(Q, dtype):
     return Q.astype(dtype) / jnp.sqrt(jnp.asarray(Q.shape[1], dtype))
 
 
+def _column_max(x: jax.Array) -> jax.Array:
+    """max over axis 0 of x (n, L), as a tree of elementwise maxima of row blocks (exact; the same NaN semantics).
+
+    XLA's CPU code for a max-reduction is scalar (about 3 ns per entry here, slower than the exp of the same scores);
+    an elementwise maximum of row blocks is a vectorised loop. The first level folds 4 blocks (its output is large
+    enough for XLA to split it over the cores), the next ones 16; remainder rows are carried on.
+    """
+    blocks = 4
+    while x.shape[0] > 16:
+        rows = x.shape[0] // blocks
+        split = x[: blocks * rows].reshape((blocks, rows) + x.shape[1:])
+        folded = split[0]
+        for b in range(1, blocks):
+            folded = jnp.maximum(folded, split[b])
+        x = jnp.concatenate([folded, x[blocks * rows :]], axis=0)
+        blocks = 16
+    return jnp.max(x, axis=0)
+
+
+def _absorb(row_max: jax.Array, totals: jax.Array, scores: jax.Array, values: jax.Array):
+    """Fold a block of scores into the running softmax, key-major: scores (n, L) (score of query i with key j at
+    [j, i]; masked entries -inf), values (n, d_v); totals (d_v + 1, L) holds [acc^T; row_sum].
+
+    new_max = max(row_max, max_j s_ji); every weight exp(s_ji - new_max) <= 1; the running totals are rescaled by
+    exp(row_max - new_max) <= 1 and the block adds [V; 1]^T W in ONE matrix product (its last row is the sum of the
+    weights: multiplying by 1 is exact). Key-major scores make both products plain row-major GEMMs (on CPU they go
+    to oneDNN in float32) and the max over keys a fold of rows.
+    """
+    dtype = totals.dtype
+    new_max = jnp.maximum(row_max, _column_max(scores))
+    shift = jnp.where(new_max == -jnp.inf, 0, new_max)  # a block of masked rows before any row: weights exp(-inf) = 0
+    rescale = jnp.exp(row_max - shift)
+    weights = jnp.exp(scores - shift[None, :])
+    values_one = jnp.concatenate([values.astype(dtype).T, jnp.ones((1, values.shape[0]), dtype)], axis=0)
+    return new_max, totals * rescale[None, :] + matmul(values_one, weights)
+
+
+def _totals(row_sum, acc):
+    return jnp.concatenate([acc.T, row_sum[None, :]], axis=0)
+
+
 @functools.partial(jax.jit, static_argnames=("chunk_size",))
-def _absorb_rows(row_max, row_sum, acc, Q, K_P, V_P, *, chunk_size: int):
+def _absorb_rows(row_max, row_sum, acc, Q, K_P, V_P, row_mask, *, chunk_size: int):
     dtype = acc.dtype
     m = K_P.shape[0]
-    Qs = _scaled_queries(Q, dtype)
-    state = _RunningSoftmax(row_max, row_sum, acc)
+    queries_T = _scaled_queries(Q, dtype).T  # (d, L)
+    state = (row_max, _totals(row_sum, acc))
     n_full = m // chunk_size
 
+    def scores(K_c, mask_c):
+        s = matmul(K_c.astype(dtype), queries_T)  # key-major (rows, L)
+        return s if mask_c is None else jnp.where(mask_c[:, None], s, -jnp.inf)
+
     def body(i, state):
-        K_c = jax.lax.dynamic_slice_in_dim(K_P, i * chunk_size, chunk_size).astype(dtype)
-        V_c = jax.lax.dynamic_slice_in_dim(V_P, i * chunk_size, chunk_size).astype(dtype)
-        return _absorb(state, Qs @ K_c.T, V_c)
+        K_c = jax.lax.dynamic_slice_in_dim(K_P, i * chunk_size, chunk_size)
+        V_c = jax.lax.dynamic_slice_in_dim(V_P, i * chunk_size, chunk_size)
+        mask_c = None if row_mask is None else jax.lax.dynamic_slice_in_dim(row_mask, i * chunk_size, chunk_size)
+        return _absorb(*state, scores(K_c, mask_c), V_c)
 
     state = jax.lax.fori_loop(0, n_full, body, state)
     if m % chunk_size:
         tail = slice(n_full * chunk_size, m)
-        state = _absorb(state, Qs @ K_P[tail].astype(dtype).T, V_P[tail].astype(dtype))
-    return state
+        state = _absorb(*state, scores(K_P[tail], None if row_mask is None else row_mask[tail]), V_P[tail])
+    row_max, totals = state
+    return row_max, totals[-1], totals[:-1].T
 
 
 @functools.partial(jax.jit, static_argnames=("causal",))
 def _finish(row_max, row_sum, acc, Q, K, V, *, causal: bool):
     L = Q.shape[0]
     dtype = acc.dtype
-    scores = _scaled_queries(Q, dtype) @ K.astype(dtype).T
+    scores = matmul(K.astype(dtype), _scaled_queries(Q, dtype).T)  # key-major (L keys, L queries)
     if causal:
-        scores = jnp.where(_causal_mask(L), scores, -jnp.inf)
-    state = _absorb(_RunningSoftmax(row_max, row_sum, acc), scores, V.astype(dtype))
-    return state.acc / state.row_sum[:, None]
+        scores = jnp.where(_causal_mask(L).T, scores, -jnp.inf)
+    _, totals = _absorb(row_max, _totals(row_sum, acc), scores, V)
+    return (totals[:-1] / totals[-1][None, :]).T
 
 
 def _prefix_attention(Q, K, V, K_P, V_P, *, causal: bool, chunk_size: int):
     dtype = jnp.result_type(Q, K, V, K_P, V_P)
     state = empty_prefix_state(Q, V.shape[1], dtype)
-    row_max, row_sum, acc = _absorb_rows(state.row_max, state.row_sum, state.acc, Q.astype(dtype), K_P, V_P,
+    row_max, row_sum, acc = _absorb_rows(state.row_max, state.row_sum, state.acc, Q.astype(dtype), K_P, V_P, None,
                                          chunk_size=chunk_size)
     return _finish(row_max, row_sum, acc, Q, K, V, causal=causal)
 
@@ -338,12 +389,12 @@ def _ntk_attention(Q, K, V, Z, k, *, feature_map: FeatureMap, causal: bool):
     L, d = Q.shape
     dtype = jnp.result_type(Q, K, V, Z, k)
     Q, K, V, Z, k = (x.astype(dtype) for x in (Q, K, V, Z, k))
-    scores = (Q @ K.T) / jnp.sqrt(jnp.asarray(d, dtype))
+    scores = matmul(Q, K.T) / jnp.sqrt(jnp.asarray(d, dtype))
     if causal:
         scores = jnp.where(_causal_mask(L), scores, -jnp.inf)
     phi_Q, log_scale = feature_map.scaled(Q)  # phi(Q) = phi_Q e^{log_scale}: features of tiny rows do not underflow
-    u = phi_Q @ Z  # (L, d_v), times e^{log_scale}
-    w = phi_Q @ k  # (L,), times e^{log_scale}
+    u = matmul(phi_Q, Z)  # (L, d_v), times e^{log_scale}
+    w = matmul(phi_Q, k)  # (L,), times e^{log_scale}
     # M >= every log-term of the row, so exp(s - M) <= 1 and the prefix term, normalised by its own magnitude mu,
     # enters as (u / mu) e^{log mu - M} with both factors <= 1. No clamp: a row whose only visible score is far below
     # log(tiny) and whose prefix term is exactly 0 still has its largest score's weight e^0 = 1 in the denominator.
@@ -363,7 +414,7 @@ def _ntk_attention(Q, K, V, Z, k, *, feature_map: FeatureMap, causal: bool):
     prefix_num = jnp.where(is_zero[:, None], u * zero_row_weight[:, None],
                            (u / safe_magnitude[:, None]) * prefix_weight[:, None])  # |u / mu| <= 1: no overflow
     prefix_den = jnp.where(is_zero, w * zero_row_weight, (w / safe_magnitude) * prefix_weight)
-    numerator = weights @ V + prefix_num
+    numerator = matmul(weights, V) + prefix_num
     denominator = weights.sum(axis=1) + prefix_den
     return numerator / denominator[:, None]
 
@@ -391,4 +442,4 @@ def max_abs_score(Q: jax.Array, K_P: jax.Array, *, absolute_terms: bool = False,
 
 @jax.jit
 def _max_abs_score_block(Q, K_c):
-    return jnp.abs(Q @ K_c.T).max() / jnp.sqrt(jnp.asarray(Q.shape[1], Q.dtype))
+    return jnp.abs(matmul(Q, K_c.T)).max() / jnp.sqrt(jnp.asarray(Q.shape[1], Q.dtype))

@@ -204,13 +204,16 @@ def rounding_allowance(
       gamma_N for N >= 5m + L + 16 (exp counted twice). Hence e_ref.
     * NTK-Attention. Input terms as the reference. The prefix terms are phi(q)^T Z and phi(q)^T k, Z and k the
       reduction's sums over m rows; every Taylor feature carries relative error gamma_{6g+2} (see
-      :class:`ntkprefix.features.FeatureMap`), so the computed sums differ from the exact ones by at most
-      gamma_{m + r + 12g + 7} sum_j sum_alpha |phi_alpha(q) phi_alpha(k_j)| V = gamma V sum_j T_g(a_j),
+      :class:`ntkprefix.features.FeatureMap`; the reduction applies the constant weight of a feature once to its
+      sum over the rows instead of to every term, which puts the same factor on every term: the count per term is
+      unchanged), and every term of Z passes one product with v_j and at most m + 1 additions (a chunk's GEMM, the
+      running sum over chunks, the addition to the previous Z), so the computed sums differ from the exact ones by at
+      most gamma_{m + r + 12g + 8} sum_j sum_alpha |phi_alpha(q) phi_alpha(k_j)| V = gamma V sum_j T_g(a_j),
       a_j = sum_i |q_i k_ji| / sqrt(d) <= S_abs. These are the differences of nearly equal numbers of the method
       (the Taylor terms alternate in sign); their size is bounded through T_g(a_j) <= e^{a_j} <= e^{2 S_abs} e^{s_j}
       and P = sum_j T_g(s_j) >= (1 - eps) sum_j e^{s_j}, i.e. by gamma_N kappa relative to the exact prefix mass.
       The normalisation by mu and e^{log mu - M} adds the xi and three roundings. Hence e_ntk.
-    N must be at least max(5m + L + 16, m + r + 12g + 7, d + 3): :func:`theorem_4_1_bound` passes
+    N must be at least max(5m + L + 16, m + r + 12g + 8, d + 3): :func:`theorem_4_1_bound` passes
     5m + L + r + 12g + d + 32. The bound is evaluated from positive terms, in float64; its own rounding is far below
     its size (relative 1e-14).
 

@@ -29,6 +29,7 @@ from ntkprefix import bounds
 from ntkprefix._validation import (
     as_float_array,
     is_traced,
+    max_abs,
     require,
     require_finite,
     require_int,
@@ -125,7 +126,10 @@ class FeatureMap:
     Numerics. ELU+1 is evaluated without cancellation, to within err_exp + u relative (see ``_elu_plus_one``). The
     Taylor features phi_alpha(x) = w_alpha prod_i y_i^alpha_i, y = x / d^{1/4}, are products of positive weights and
     of the y_i: no difference is formed, and each carries relative error at most gamma_{6g+2} (three roundings per
-    y_i, at most 3g; g - 1 products; a weight with relative error gamma_{2 min(d, g) + 1}; one product with it). They overflow when
+    y_i, at most 3g; g - 1 products, in any association: y_i^p = y_i^(p-1) y_i, then the min(d, g) factors of a
+    monomial left to right, a factor 1 being exact; a weight with relative error gamma_{2 min(d, g) + 1}; one product
+    with it, which the reduction applies once to a feature's sum over the prefix rows: the same factor on every
+    term). The layout (feature-major, :meth:`transposed`, or row-major) does not change these operations. They overflow when
     max|y|^g exceeds the dtype's largest number: :meth:`__call__` refuses such x with a ValueError instead of
     returning inf.
     """
@@ -184,14 +188,15 @@ class FeatureMap:
     def label(self) -> str:
         return f"Taylor g={self.degree} (r={self.r})" if self.kind == "taylor" else f"ELU+1 (r={self.r})"
 
-    def require_representable(self, name: str, x: jax.Array) -> None:
+    def require_representable(self, name: str, x: jax.Array, *, largest_entry: float | None = None) -> None:
         """ValueError if phi(x) would overflow x's dtype: Taylor features reach max|x / d^{1/4}|^g (weights <= 1).
 
-        Skipped when x is traced. ELU+1 never overflows (phi(x) <= 1 + |x|).
+        Skipped when x is traced. ELU+1 never overflows (phi(x) <= 1 + |x|). ``largest_entry``: max |x| when the caller
+        has it already (:func:`ntkprefix._validation.require_finite` returns it), saving a pass over x.
         """
         if self.kind != "taylor" or self.degree == 0 or is_traced(x):
             return
-        largest = float(jnp.max(jnp.abs(x))) / self.d**0.25 if x.size else 0.0
+        largest = (max_abs(x) if largest_entry is None else largest_entry) / self.d**0.25
         limit = float(jnp.finfo(x.dtype).max)
         if largest > 1 and self.degree * math.log(largest) >= math.log(limit):
             raise ValueError(
@@ -229,23 +234,60 @@ class FeatureMap:
             return _elu_plus_one_scaled(x, self.d)
         return _taylor_features(x, self.d, self.degree), jnp.zeros(x.shape[:-1], x.dtype)
 
+    def transposed(self, xT: jax.Array) -> jax.Array:
+        """phi(x)^T for xT of shape (d, ...), the variables on the first axis: (r, ...)  [derived].
+
+        The layout the reduction wants (phi^T [V, 1] is a plain GEMM) and the fast one to build (see
+        :func:`taylor_features_transposed`). Used by :mod:`ntkprefix.reduction`; no input checks (an internal helper
+        for traced code).
+        """
+        if self.kind == "elu":
+            return _elu_plus_one(xT, self.d)  # elementwise: the layout does not matter; no weights
+        return taylor_features_transposed(xT, self.d, self.degree)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The constant factor of every feature, float64 (r,): 1/sqrt(alpha!) for the Taylor map, 1 for ELU+1."""
+        if self.kind == "elu":
+            return np.ones(self.d)
+        return _monomial_plan(self.d, self.degree)[1]
+
 
 def _taylor_features(x: jax.Array, d: int, g: int) -> jax.Array:
-    # phi_alpha(x) = (x / d^(1/4))^alpha / sqrt(alpha!), so that
-    # <phi(q), phi(k)> = sum_{|alpha|<=g} (q k / sqrt(d))^alpha / alpha! = sum_{j<=g} s^j / j!  (multinomial theorem).
-    # Each monomial is a product of min(d, g) entries gathered from a per-row table (see _monomial_plan).
+    """phi(x) for x of shape (..., d): (..., r), built feature-major (see :func:`taylor_features_transposed`)."""
+    return jnp.moveaxis(taylor_features_transposed(jnp.moveaxis(x, -1, 0), d, g), 0, -1)
+
+
+def taylor_features_transposed(xT: jax.Array, d: int, g: int) -> jax.Array:
+    """phi(x)^T for xT of shape (d, ...) (the variables on the FIRST axis): (r, ...)  [derived].
+
+    phi_alpha(x) = (x / d^(1/4))^alpha / sqrt(alpha!), so that
+    <phi(q), phi(k)> = sum_{|alpha|<=g} (q k / sqrt(d))^alpha / alpha! = sum_{j<=g} s^j / j!  (multinomial theorem).
+
+    Feature-major layout: every monomial is a product of min(d, g) whole rows gathered from a small table (the powers
+    y_i^p, p <= g, when d <= g; else [y; 1]) and the rows run along the contiguous axis, so each gather copies a
+    contiguous row and each product is a vectorised loop. (Gathering single entries per input row, the row-major
+    layout, ran at about 1e8 features/s; building degree j from degree j - 1 is the recursion XLA fuses into one loop
+    that recomputes it for every entry.) The reduction (:mod:`ntkprefix.reduction`) feeds the result to the GEMM
+    phi^T [V, 1] directly. Internal: no input checks. Rounding: see :class:`FeatureMap` (the same products in the
+    same order as any layout: y_i^p = y_i^(p-1) y_i, then the factors left to right, then the weight).
+    """
     _, weights, index = _monomial_plan(d, g)
-    y = x / d**0.25
-    if d <= g:
-        ones = jnp.ones(y.shape + (1,), y.dtype)
-        powers = jnp.cumprod(jnp.concatenate([ones, jnp.repeat(y[..., None], g, axis=-1)], axis=-1), axis=-1)
-        table = powers.reshape(y.shape[:-1] + (d * (g + 1),))
-    else:
-        table = jnp.concatenate([y, jnp.ones(y.shape[:-1] + (1,), y.dtype)], axis=-1)
-    monomials = table[..., index[:, 0]]
+    y = xT / d**0.25
+    if d <= g:  # table rows i (g + 1) + p = y_i^p
+        powers = [jnp.ones_like(y), y]
+        for _ in range(2, g + 1):
+            powers.append(powers[-1] * y)
+        table = jnp.stack(powers[: g + 1], axis=1).reshape((d * (g + 1),) + y.shape[1:])
+    else:  # table rows: y_0 .. y_{d-1}, 1
+        table = jnp.concatenate([y, jnp.ones((1,) + y.shape[1:], y.dtype)], axis=0)
+    def rows(t):  # the indices are in range by construction
+        return table.at[index[:, t]].get(mode="promise_in_bounds")
+
+    monomials = rows(0)
     for t in range(1, index.shape[1]):
-        monomials = monomials * table[..., index[:, t]]
-    return monomials * jnp.asarray(weights, dtype=x.dtype)
+        monomials = monomials * rows(t)
+    return monomials * jnp.asarray(weights, dtype=xT.dtype).reshape((-1,) + (1,) * (xT.ndim - 1))
 
 
 # ---- ELU+1 without cancellation ---------------------------------------------------------------------------------

@@ -18,7 +18,16 @@ from typing import Iterable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ntkprefix._validation import as_float_array, require, require_finite, require_float_dtype, require_int, shape_of
+from ntkprefix._numerics import matmul
+from ntkprefix._validation import (
+    as_float_array,
+    is_traced,
+    require,
+    require_finite,
+    require_float_dtype,
+    require_int,
+    shape_of,
+)
 from ntkprefix.features import FeatureMap
 
 __all__ = ["PrefixSums", "empty_prefix_sums", "accumulate_prefix", "reduce_prefix", "reduce_prefix_stream", "default_chunk_size"]
@@ -45,9 +54,11 @@ def _require_feature_map(feature_map) -> None:
     require(isinstance(feature_map, FeatureMap), f"feature_map must be a FeatureMap, got {type(feature_map).__name__}")
 
 
-#: Feature entries (chunk rows x r) built per step of the reduction: 2^16 entries are 512 KiB in float64, so one
-#: chunk's features are built and consumed while they are in cache, and no step allocates fresh pages.
-CHUNK_FEATURE_ENTRIES = 1 << 16
+#: Feature entries (chunk rows x r) built per step of the reduction: 2^20 entries are 8 MiB in float64, a quarter of
+#: the L3 cache of the machines this was tuned on. Measured (issue 10): at r = 153 and r = 3876 the reduction's time per
+#: row falls as the chunk grows from 16 rows to this size (each step's GEMM and feature pass have fixed costs), and is
+#: flat beyond; memory stays O(chunk r).
+CHUNK_FEATURE_ENTRIES = 1 << 20
 
 
 def default_chunk_size(feature_map: FeatureMap) -> int:
@@ -71,19 +82,25 @@ def _check_rows(K_rows, V_rows, feature_map: FeatureMap):
         V_rows.shape[0] == K_rows.shape[0],
         f"K_P and V_P must have the same number of rows, got {shape_of(K_rows)} and {shape_of(V_rows)}",
     )
-    require_finite("K_P", K_rows)
+    largest = require_finite("K_P", K_rows)
     require_finite("V_P", V_rows)
-    feature_map.require_representable("K_P", K_rows)
+    feature_map.require_representable("K_P", K_rows, largest_entry=largest)
     return K_rows, V_rows
 
 
-def accumulate_prefix(sums: PrefixSums, K_rows: jax.Array, V_rows: jax.Array, feature_map: FeatureMap) -> PrefixSums:
+def accumulate_prefix(
+    sums: PrefixSums, K_rows: jax.Array, V_rows: jax.Array, feature_map: FeatureMap, *, row_mask: jax.Array | None = None
+) -> PrefixSums:
     """Z + phi(K_rows)^T V_rows, k + phi(K_rows)^T 1, m + rows: add prefix rows to the running sums  [derived].
+
+    Traceable (jit, vmap): value checks are skipped for traced arguments.
 
     Args:
       sums: the running sums so far (:func:`empty_prefix_sums` to start).
       K_rows: (n, d) projected prefix keys. V_rows: (n, d_v) projected prefix values.
       feature_map: phi, built for this d.
+      row_mask: optional (n,) bool; rows where it is False add exactly 0 (their [v, 1] is multiplied by 0, so they must
+        be finite), and m counts the True rows: fixed-shape buffers partly filled with prefix rows compile once.
     """
     require(isinstance(sums, PrefixSums), f"sums must be a PrefixSums (see empty_prefix_sums), got {type(sums).__name__}")
     K_rows, V_rows = _check_rows(K_rows, V_rows, feature_map)
@@ -93,36 +110,57 @@ def accumulate_prefix(sums: PrefixSums, K_rows: jax.Array, V_rows: jax.Array, fe
         f"({feature_map.r}, {V_rows.shape[1]})",
     )
     require(shape_of(sums.k) == (feature_map.r,), f"running k has shape {shape_of(sums.k)}, but {feature_map.label} needs ({feature_map.r},)")
-    Z, k = _accumulate(sums.Z, sums.k, K_rows, V_rows, feature_map=feature_map,
-                       chunk=min(default_chunk_size(feature_map), max(1, K_rows.shape[0])))
-    return PrefixSums(Z, k, sums.m + int(K_rows.shape[0]))
+    n = int(K_rows.shape[0])
+    if row_mask is None:
+        count = n
+    else:
+        require(shape_of(row_mask) == (n,) and jnp.asarray(row_mask).dtype == jnp.bool_,
+                f"row_mask must be a bool array of shape ({n},), got {shape_of(row_mask)}")
+        row_mask = jnp.asarray(row_mask)
+        count = jnp.sum(row_mask, dtype=jnp.int32)
+        count = count if is_traced(count) else int(count)
+    Z, k = _accumulate(sums.Z, sums.k, K_rows, V_rows, row_mask, feature_map=feature_map,
+                       chunk=min(default_chunk_size(feature_map), max(1, n)))
+    return PrefixSums(Z, k, sums.m + count)
 
 
 @functools.partial(jax.jit, static_argnames=("feature_map", "chunk"))
-def _accumulate(Z, k, K_rows, V_rows, *, feature_map: FeatureMap, chunk: int):
+def _accumulate(Z, k, K_rows, V_rows, row_mask, *, feature_map: FeatureMap, chunk: int):
     """Z + phi(K_rows)^T V_rows, k + phi(K_rows)^T 1, in one compiled loop over chunks of ``chunk`` rows.
 
-    Full chunks go through a fori_loop (one chunk's features live only inside the loop body), then the tail of
-    n mod chunk rows; nothing is padded or copied on the host.
+    Each step builds the chunk's features feature-major, M = phi(K_c)^T (r, chunk) (:meth:`FeatureMap.transposed`),
+    and adds M V_c (a GEMM, (r, d_v)) and M 1 (a matrix-vector product, (r,)) to running sums. (One GEMM with [V_c, 1]
+    computes the same, but measured 1.6x slower at d_v = 16: the odd column falls outside the kernel's register tiles;
+    the separate matrix-vector product costs almost nothing.) The constant weights w_alpha are applied to the features,
+    not to the sums: XLA:CPU in jaxlib 0.4.25 rewrites a float32 product followed by a multiplication with a constant
+    array into oneDNN's matmul with a SCALAR output scale, and returns wrong numbers (w o (M V) with w a compile-time
+    constant came out wrong by O(1) at r >= 1287; tests/test_reduction.py keeps the regression). Full chunks go
+    through a fori_loop (one chunk's features live only inside the loop body), then the tail of n mod chunk rows;
+    nothing is padded or copied on the host.
     """
     dtype = Z.dtype
     n = K_rows.shape[0]
     n_full = n // chunk
 
-    def add(carry, K_c, V_c):
-        Z, k = carry
-        phi = feature_map(K_c.astype(dtype))
-        return Z + phi.T @ V_c.astype(dtype), k + phi.sum(axis=0)
+    def add(sums, K_c, V_c, mask_c):
+        features_T = feature_map.transposed(K_c.astype(dtype).T)  # (r, rows), weights included (see below)
+        ones = jnp.ones((V_c.shape[0],), dtype) if mask_c is None else mask_c.astype(dtype)
+        V_c = V_c.astype(dtype) if mask_c is None else V_c.astype(dtype) * ones[:, None]
+        S_Z, S_k = sums
+        return S_Z + matmul(features_T, V_c), S_k + matmul(features_T, ones)
 
-    def body(i, carry):
+    def body(i, sums):
         K_c = jax.lax.dynamic_slice_in_dim(K_rows, i * chunk, chunk)
         V_c = jax.lax.dynamic_slice_in_dim(V_rows, i * chunk, chunk)
-        return add(carry, K_c, V_c)
+        mask_c = None if row_mask is None else jax.lax.dynamic_slice_in_dim(row_mask, i * chunk, chunk)
+        return add(sums, K_c, V_c, mask_c)
 
-    carry = jax.lax.fori_loop(0, n_full, body, (Z, k))
+    sums = (jnp.zeros_like(Z), jnp.zeros_like(k))
+    sums = jax.lax.fori_loop(0, n_full, body, sums)
     if n % chunk:
-        carry = add(carry, K_rows[n_full * chunk :], V_rows[n_full * chunk :])
-    return carry
+        tail = slice(n_full * chunk, n)
+        sums = add(sums, K_rows[tail], V_rows[tail], None if row_mask is None else row_mask[tail])
+    return Z + sums[0], k + sums[1]
 
 
 def reduce_prefix(
@@ -146,7 +184,7 @@ def reduce_prefix(
     dtype = jnp.result_type(K_P, V_P)
     chunk = default_chunk_size(feature_map) if chunk_size is None else require_int("chunk_size", chunk_size, low=1)
     Z, k, _ = empty_prefix_sums(feature_map, V_P.shape[1], dtype)
-    return _accumulate(Z, k, K_P, V_P, feature_map=feature_map, chunk=min(chunk, K_P.shape[0]))
+    return _accumulate(Z, k, K_P, V_P, None, feature_map=feature_map, chunk=min(chunk, K_P.shape[0]))
 
 
 def reduce_prefix_stream(

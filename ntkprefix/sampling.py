@@ -7,7 +7,9 @@ hardest instance that still meets the condition; a radius above it breaks the co
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +24,7 @@ from ntkprefix._validation import (
     require_key,
     require_scalar,
 )
-from typing import NamedTuple
+from ntkprefix._numerics import matmul
 from ntkprefix.attention import Projected, project
 
 __all__ = [
@@ -30,6 +32,9 @@ __all__ = [
     "scale_instance",
     "theorem_4_1_instance",
     "theorem_4_1_extreme_instance",
+    "PrefixStream",
+    "theorem_4_1_stream",
+    "prefix_stream_chunk",
     "entry_norms",
     "section3_data",
     "perturbation_directions",
@@ -112,6 +117,36 @@ def theorem_4_1_instance(
     return scale_instance(unit, query_bound=entry_bound, key_bound=entry_bound, value_bound=entry_bound)
 
 
+_RATIO_CAP = 2**30
+
+
+def _extreme_parts(key: jax.Array, d: int, L: int, entry_bound: float, dtype):
+    """The unit input part (Q, K, V) of the extreme instance and the constants its prefix rows are made of."""
+    k_u, k_q, k_k, k_v = jax.random.split(key, 4)
+    u = jax.random.rademacher(k_u, (d,), dtype)
+    Q = jnp.concatenate([u[None, :], jax.random.rademacher(k_q, (L - 1, d), dtype)], axis=0)
+    K = jax.random.rademacher(k_k, (L, d), dtype)
+    V = jax.random.rademacher(k_v, (L, d), dtype)
+    flips = jnp.where(jnp.arange(d) < d // 2, -1.0, 1.0).astype(dtype)
+    neutral_score = entry_bound**2 * (d - 2 * (d // 2)) / d**0.5
+    # R far keys per neutral key; capped (exp can exceed any integer): a block of 2^30 far rows never closes within
+    # the rows an int32 index reaches in practice, so the cap leaves every instance of up to 2^30 rows unchanged
+    log_ratio = entry_bound**2 * d**0.5 + neutral_score
+    ratio = _RATIO_CAP if log_ratio >= math.log(_RATIO_CAP) else max(1, min(_RATIO_CAP, round(math.exp(log_ratio))))
+    return Q, K, V, {"u": u, "flips": flips, "period": jnp.asarray(ratio + 1, jnp.int32)}
+
+
+def _extreme_rows(constants: dict, start, n: int):
+    """Unit prefix rows start .. start + n - 1 of the extreme instance: row j is "neutral" (key u o flips, value -1)
+    when j mod (R + 1) = R, else "far" (key -u, value +1). ``start`` may be traced."""
+    u, flips, period = constants["u"], constants["flips"], constants["period"]
+    rows = start + jnp.arange(n)
+    is_neutral = (rows % period) == period - 1
+    K_P = jnp.where(is_neutral[:, None], (u * flips)[None, :], -u[None, :])
+    V_P = jnp.broadcast_to(jnp.where(is_neutral, -1.0, 1.0).astype(u.dtype)[:, None], (n, u.shape[0]))
+    return K_P, V_P
+
+
 def theorem_4_1_extreme_instance(
     key: jax.Array, *, d: int, L: int, m: int, entry_bound: float, dtype=jnp.float64
 ) -> Projected:
@@ -127,27 +162,112 @@ def theorem_4_1_extreme_instance(
 
     The projected arrays are set directly: the theorem's conditions and both algorithms are functions of Q, K, V,
     K_P, V_P only. The first n prefix rows of an instance with m rows are the instance with n rows (a growing
-    prefix with every entry +-b at every n).
+    prefix with every entry +-b at every n); :func:`theorem_4_1_stream` generates the same rows chunk by chunk.
     """
     key = require_key("key", key)
     d, L, m = (require_int(name, v, low=1) for name, v in (("d", d), ("L", L), ("m", m)))
     entry_bound = require_scalar("entry_bound", entry_bound, low=0, low_open=True)
     dtype = require_float_dtype("dtype", dtype)
-    k_u, k_q, k_k, k_v = jax.random.split(key, 4)
-    u = jax.random.rademacher(k_u, (d,), dtype)
-    Q = jnp.concatenate([u[None, :], jax.random.rademacher(k_q, (L - 1, d), dtype)], axis=0)
-    K = jax.random.rademacher(k_k, (L, d), dtype)
-    V = jax.random.rademacher(k_v, (L, d), dtype)
-    flips = jnp.where(jnp.arange(d) < d // 2, -1.0, 1.0).astype(dtype)
-    neutral_score = entry_bound**2 * (d - 2 * (d // 2)) / d**0.5
-    # R far keys per neutral key; beyond m the block never closes (capped: exp can exceed any integer)
-    log_ratio = entry_bound**2 * d**0.5 + neutral_score
-    ratio = m if log_ratio >= math.log(m + 1) else max(1, round(math.exp(log_ratio)))
-    is_neutral = (jnp.arange(m) % (ratio + 1)) == ratio
-    K_P = jnp.where(is_neutral[:, None], (u * flips)[None, :], -u[None, :])
-    V_P = jnp.broadcast_to(jnp.where(is_neutral, -1.0, 1.0).astype(dtype)[:, None], (m, d))
+    Q, K, V, constants = _extreme_parts(key, d, L, entry_bound, dtype)
+    K_P, V_P = _extreme_rows(constants, 0, m)
     b = jnp.asarray(entry_bound, dtype)
     return Projected(b * Q, b * K, b * V, b * K_P, b * V_P)
+
+
+class PrefixStream(NamedTuple):
+    """A prefix of m rows that exists only as a generator: rows are made chunk by chunk from a few constants.
+
+    Attributes:
+      Q, K, V: the input part, (L, d) each.
+      constants: the arrays the rows are made from (a dict; stack several streams' dicts to vmap over them).
+      family: "random" or "extreme" (static: selects the generator).
+      m: the number of rows (the instance's scale is set over rows 0 .. m - 1).
+      chunk_rows: rows per generated chunk (static).
+
+    Chunk i (rows i chunk_rows .. (i + 1) chunk_rows - 1) is :func:`prefix_stream_chunk` (constants, i, ...): a pure,
+    jittable function, so a caller streams any m in memory O(chunk_rows d).
+    """
+
+    Q: jax.Array
+    K: jax.Array
+    V: jax.Array
+    constants: dict
+    family: str
+    m: int
+    chunk_rows: int
+
+
+def prefix_stream_chunk(constants: dict, index, *, family: str, chunk_rows: int):
+    """(K_rows, V_rows) of chunk ``index`` of a :class:`PrefixStream` (index may be traced): (chunk_rows, d) each.
+
+    Rows past the stream's m are generated too (the chunk has a fixed shape); callers mask them.
+    """
+    if family == "extreme":
+        return _extreme_rows(constants, index * chunk_rows, chunk_rows)
+    d = constants["W_K"].shape[0]
+    noise = jax.random.normal(jax.random.fold_in(constants["prefix_key"], index), (chunk_rows, d), constants["mu"].dtype)
+    P = constants["prefix_offset"] * constants["mu"] + noise
+    return matmul(P, constants["W_K"]) / constants["key_scale"], matmul(P, constants["W_V"]) / constants["value_scale"]
+
+
+@functools.partial(jax.jit, static_argnames=("chunk_rows",))
+def _random_stream_extremes(constants, m, *, chunk_rows: int):
+    """max |K_P| and max |V_P| over rows 0 .. m - 1 of the raw (unscaled) random stream, one chunk at a time."""
+    raw = {**constants, "key_scale": jnp.ones((), constants["mu"].dtype), "value_scale": jnp.ones((), constants["mu"].dtype)}
+
+    def body(i, extremes):
+        K_c, V_c = prefix_stream_chunk(raw, i, family="random", chunk_rows=chunk_rows)
+        valid = (i * chunk_rows + jnp.arange(chunk_rows)) < m
+        return (jnp.maximum(extremes[0], jnp.max(jnp.where(valid[:, None], jnp.abs(K_c), 0))),
+                jnp.maximum(extremes[1], jnp.max(jnp.where(valid[:, None], jnp.abs(V_c), 0))))
+
+    zero = jnp.zeros((), constants["mu"].dtype)
+    return jax.lax.fori_loop(0, (m + chunk_rows - 1) // chunk_rows, body, (zero, zero))
+
+
+def theorem_4_1_stream(
+    key: jax.Array,
+    *,
+    family: str,
+    d: int,
+    L: int,
+    m: int,
+    chunk_rows: int = 4096,
+    prefix_offset: float = 1.0,
+    balance_bound: float = 1.0,
+    dtype=jnp.float64,
+) -> PrefixStream:
+    """Theorem 4.1's unit instance (largest entry of Q, K_C, V_C exactly 1 over rows 0 .. m - 1) as a stream  [derived].
+
+    ``family="extreme"``: the rows of :func:`theorem_4_1_extreme_instance` with ``entry_bound=balance_bound``, divided
+    by it (every entry +-1; the block ratio is the one balanced for entries of size balance_bound, the scale the caller
+    will multiply by), its input part taken from that function. ``family="random"``: the construction of :func:`unit_prefix_instance` (X ~ N(0, I), prefix
+    P = offset mu + N(0, I), W ~ N(0, I/d), projections rescaled jointly so that the largest entry is exactly 1) with
+    the prefix noise drawn per chunk (chunk i from fold_in(key, i)) instead of at once, so its numbers differ from
+    :func:`unit_prefix_instance`'s; the scales come from one streamed pass over the m rows. Either way the prefix never
+    exists in memory as a whole: memory O(chunk_rows d) whatever m is, and the first n rows of the stream are a
+    growing prefix (with the scale of the m-row instance).
+    """
+    key = require_key("key", key)
+    require(family in ("random", "extreme"), f"family must be 'random' or 'extreme', got {family!r}")
+    d, L, m, chunk_rows = (require_int(name, v, low=1) for name, v in (("d", d), ("L", L), ("m", m), ("chunk_rows", chunk_rows)))
+    dtype = require_float_dtype("dtype", dtype)
+    balance_bound = require_scalar("balance_bound", balance_bound, low=0, low_open=True)
+    if family == "extreme":
+        Q, K, V, constants = _extreme_parts(key, d, L, balance_bound, dtype)
+        return PrefixStream(Q, K, V, constants, family, m, chunk_rows)
+    prefix_offset = require_scalar("prefix_offset", prefix_offset)
+    k_x, k_p, k_mu, k_w = jax.random.split(key, 4)
+    X = jax.random.normal(k_x, (L, d), dtype)
+    mu = jax.random.normal(k_mu, (1, d), dtype)
+    W_Q, W_K, W_V = jax.random.normal(k_w, (3, d, d), dtype) / jnp.sqrt(jnp.asarray(d, dtype))
+    constants = {"prefix_key": k_p, "mu": mu, "prefix_offset": jnp.asarray(prefix_offset, dtype), "W_K": W_K, "W_V": W_V}
+    K_max, V_max = _random_stream_extremes(constants, m, chunk_rows=chunk_rows)
+    Q, K, V = matmul(X, W_Q), matmul(X, W_K), matmul(X, W_V)
+    key_scale = jnp.maximum(K_max, jnp.abs(K).max())
+    value_scale = jnp.maximum(V_max, jnp.abs(V).max())
+    constants = {**constants, "key_scale": key_scale, "value_scale": value_scale}
+    return PrefixStream(_unit_inf(Q), K / key_scale, V / value_scale, constants, family, m, chunk_rows)
 
 
 def entry_norms(inst: Projected) -> dict[str, float]:

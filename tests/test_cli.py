@@ -16,7 +16,7 @@ from verify.verdict import Evaluation, calibration
 
 # Small settings that run in seconds; the verdicts are not the point here.
 TINY = {
-    "thm4_1": ["max_log2_m=5", "d_log_m_max_log2_m=5", "random_seeds=1", "extreme_seeds=1", "grid_degrees=1,3",
+    "thm4_1": ["max_log2_m=5", "extreme_max_log2_m=5", "d_log_m_max_log2_m=5", "random_seeds=1", "extreme_seeds=1", "grid_degrees=1,3",
                "min_checked=1"],
     "prop3_3": ["min_log2_m=6", "max_log2_m=7", "n_seeds=1"],
 }

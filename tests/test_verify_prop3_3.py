@@ -47,7 +47,7 @@ def test_the_law_is_exact_for_a_linear_model():
     X, Y = sampling.section3_data(jax.random.PRNGKey(0), n=4, d=4, d_out=1)
     W0 = model.init_prefix_weights(jax.random.PRNGKey(1), 4, 256, 1.0)
     a = model.random_signs(jax.random.PRNGKey(2), 1, 256)
-    evals, shares = _mode_shares(W0, X, Y, a)
+    evals, shares = _mode_shares(W0, a, X, Y)
     eta, m, T = 0.1 / (256 * evals[-1]), 256, 37
     r = (model.model_output(W0, X, a) - Y).reshape(-1)
     H = kernels.ntk_matrix(W0, X, a)

@@ -74,5 +74,5 @@ def test_schedule_is_fixed_by_the_conditions_alone():
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
-    assert_reproducible("thm4_1", (7, 8), max_log2_m=6, d_log_m_max_log2_m=6, b_growing_max_log2_m=4, random_seeds=1,
-                        extreme_seeds=1, grid_degrees=(1, 3), min_checked=1)
+    assert_reproducible("thm4_1", (7, 8), max_log2_m=6, extreme_max_log2_m=6, d_log_m_max_log2_m=6,
+                        b_growing_max_log2_m=4, random_seeds=1, extreme_seeds=1, grid_degrees=(1, 3), min_checked=1)

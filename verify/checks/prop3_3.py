@@ -20,7 +20,8 @@ of equal compute x = eta lambda C / (n d) and equal share p_1 reach equal loss, 
 runs whose initial residuals load the slowest mode differently do not, and the summary's form, which has no p_1,
 cannot say so. The loss is normalised by L(0), which grows with m (c_m = m): the law is about the decay.
 
-Measured: gradient descent with ONE step size eta for every run (eta = eta_c / (m_max lambda_max(H*(m_max))) of the
+Measured: gradient descent with ONE step size eta for every run (the seeds at each m run side by side, one device
+each where there are several: verify.sharding) (eta = eta_c / (m_max lambda_max(H*(m_max))) of the
 first seed), m = 2^10 .. 2^14 (from Theorem 3.2's m0 = 2^10, the rule of the thm3_2 check) and several seeds; the loss read at compute levels C shared by every run (T = C/(m n d)
 an integer), chosen so that x = eta lambda_inf C / (n d) spans 2 .. 16 (lambda_inf = lambda_min of the
 infinite-prefix kernel, fixed before any run); lambda_min(H(W(t))) recorded along each run.
@@ -56,6 +57,7 @@ from verify import instruments, plotting
 from scipy import stats
 
 from verify.fitting import common_slope_fit
+from verify.sharding import SeedBatch
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
 from verify.settings import knob
@@ -102,12 +104,12 @@ def settings(quick: bool) -> Settings:
     return Settings(max_log2_m=12, n_seeds=2) if quick else Settings()
 
 
-def _mode_shares(W0, X, Y, a) -> tuple[np.ndarray, np.ndarray]:
-    """(lambda_i, p_i): the eigenvalues of H(W(0)) in ascending order and the shares p_i = <v_i, r_0>^2 / ||r_0||^2 of
-    the initial residual r_0 = F(W(0)) - Y on their eigenvectors [derived]."""
+def _mode_shares(W0, a, X, Y):
+    """(lambda_i, p_i) for one run: the eigenvalues of H(W(0)) in ascending order and the shares
+    p_i = <v_i, r_0>^2 / ||r_0||^2 of the initial residual r_0 = F(W(0)) - Y on their eigenvectors [derived]."""
     evals, evecs = jnp.linalg.eigh(kernels.ntk_matrix(W0, X, a))
     r0 = (model.model_output(W0, X, a) - Y).reshape(-1)
-    return np.asarray(evals), np.asarray((evecs.T @ r0) ** 2 / (r0 @ r0))
+    return evals, (evecs.T @ r0) ** 2 / (r0 @ r0)
 
 
 def _record_every(steps: int, wanted: int) -> int:
@@ -116,17 +118,31 @@ def _record_every(steps: int, wanted: int) -> int:
     return next(k for k in range(target, 0, -1) if steps % k == 0)
 
 
+def _train(W0, a, X, Y, *, eta, steps, record_every):
+    """(Loss(W(t)) for t = 0 .. steps, lambda_min(H(W(t))) every record_every steps) of gradient descent with step eta
+    from W(0) (one run)."""
+    record = training.gradient_descent(W0, X, Y, a, eta=eta, steps=steps, record_every=record_every)
+    return record.loss, record.lambda_min
+
+
 def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     key = jax.random.PRNGKey(options.seed)
     X, Y = sampling.section3_data(jax.random.fold_in(key, 10**6), n=s.n, d=s.d, d_out=s.d_out)
+    # The seeds at each m share nothing: they run side by side, one device each where there are several
+    # (verify.sharding.SeedBatch; with one device, one after the other).
+    batch = SeedBatch(s.n_seeds)
     runs = []
-    for seed in range(s.n_seeds):
-        for m in s.ms:
+    for m in s.ms:
+        inits = []
+        for seed in range(s.n_seeds):
             k_w, k_a = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, seed), m))
-            W0, a = model.init_prefix_weights(k_w, s.d, m, s.sigma), model.random_signs(k_a, s.d_out, m)
-            evals, shares = _mode_shares(W0, X, Y, a)
-            runs.append({"seed": seed, "m": m, "W0": W0, "a": a, "lambda": float(evals[0]), "lambda_max": float(evals[-1]),
-                         "evals": evals, "shares": shares})
+            inits.append((model.init_prefix_weights(k_w, s.d, m, s.sigma), model.random_signs(k_a, s.d_out, m)))
+        W0s, signs = np.stack([w for w, _ in inits]), np.stack([a for _, a in inits])
+        evals, shares = batch.get(batch.run(_mode_shares, (W0s, signs), (X, Y)))
+        runs += [{"seed": seed, "m": m, "W0": W0s[seed], "a": signs[seed], "lambda": float(evals[seed][0]),
+                  "lambda_max": float(evals[seed][-1]), "evals": evals[seed], "shares": shares[seed]}
+                 for seed in range(s.n_seeds)]
+    runs.sort(key=lambda r: (r["seed"], r["m"]))
     calibrations = instruments.calibrate_section3_model(runs[0]["W0"], X, Y, runs[0]["a"])
     if not all(c.met for c in calibrations):
         return Evaluation.instrument_error(calibrations)
@@ -137,23 +153,27 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     unit = s.ms[-1] * s.n * s.d  # compute levels are multiples of m_max n d, so T = C/(m n d) is an integer
     levels = sorted({max(1, round(x * s.n * s.d / (eta * lam_inf) / unit)) * unit for x in s.compute_levels})
     rows = []
-    for run in runs:
-        steps = [C // (run["m"] * s.n * s.d) for C in levels]
-        record = training.gradient_descent(run["W0"], X, Y, run["a"], eta=eta, steps=steps[-1],
-                                           record_every=_record_every(steps[-1], s.kernel_records))
-        losses = np.asarray(record.loss)
-        run["lazy_ratio"] = float(np.min(np.asarray(record.lambda_min))) / run["lambda"]
-        contraction = 1 - eta * run["m"] * run["evals"]  # per-step factor of each mode's residual
-        for C, T in zip(levels, steps):
-            ratio = losses[T] / losses[0]
-            modes = run["shares"] * contraction ** (2 * T)  # the law, mode by mode (exact for linearised GD)
-            rows.append({"seed": run["seed"], "m": run["m"], "T": T, "compute": C, "eta": eta, "lambda": run["lambda"],
-                         "p1": float(run["shares"][0]), "eta_m_lambda_max": eta * run["m"] * run["lambda_max"],
-                         "x": eta * run["lambda"] * C / (s.n * s.d), "x_exact": -T * math.log(abs(contraction[0])) if contraction[0] != 0 else math.inf,
-                         "x_inf": eta * lam_inf * C / (s.n * s.d),
-                         "log_law": float(np.log(modes.sum())), "slow_share": float(modes[0] / modes.sum()),
-                         "loss_0": float(losses[0]), "loss_T": float(losses[T]),
-                         "log_loss_ratio": math.log(ratio) if ratio > 0 and math.isfinite(ratio) else math.inf})
+    for m in s.ms:
+        at = [r for r in runs if r["m"] == m]
+        steps = [C // (m * s.n * s.d) for C in levels]
+        losses, lambda_mins = batch.get(batch.run(
+            _train, (np.stack([r["W0"] for r in at]), np.stack([r["a"] for r in at])), (X, Y), eta=eta,
+            steps=steps[-1], record_every=_record_every(steps[-1], s.kernel_records)))
+        for run, run_losses, run_lambda_min in zip(at, losses, lambda_mins):
+            run["lazy_ratio"] = float(np.min(run_lambda_min)) / run["lambda"]
+            contraction = 1 - eta * m * run["evals"]  # per-step factor of each mode's residual
+            for C, T in zip(levels, steps):
+                ratio = run_losses[T] / run_losses[0]
+                modes = run["shares"] * contraction ** (2 * T)  # the law, mode by mode (exact for linearised GD)
+                rows.append({"seed": run["seed"], "m": m, "T": T, "compute": C, "eta": eta, "lambda": run["lambda"],
+                             "p1": float(run["shares"][0]), "eta_m_lambda_max": eta * m * run["lambda_max"],
+                             "x": eta * run["lambda"] * C / (s.n * s.d),
+                             "x_exact": -T * math.log(abs(contraction[0])) if contraction[0] != 0 else math.inf,
+                             "x_inf": eta * lam_inf * C / (s.n * s.d),
+                             "log_law": float(np.log(modes.sum())), "slow_share": float(modes[0] / modes.sum()),
+                             "loss_0": float(run_losses[0]), "loss_T": float(run_losses[T]),
+                             "log_loss_ratio": math.log(ratio) if ratio > 0 and math.isfinite(ratio) else math.inf})
+    rows.sort(key=lambda r: (r["seed"], r["m"], r["compute"]))
     return _judge(s, X, rows, runs, calibrations, lam_inf)
 
 

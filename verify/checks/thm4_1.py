@@ -12,9 +12,12 @@ Instances (every entry bounded by the declared bound and attaining it):
   V_C is exactly b at the largest m (ntkprefix.sampling.unit_prefix_instance);
 * extreme: every entry +-b, arranged so that the Taylor kernel error is about a quarter of the derived kernel bound
   (ntkprefix.sampling.theorem_4_1_extreme_instance): the worst case of a "for every input" statement.
-Three sweeps: d = 4 fixed and b constant, m = 2^0 .. 2^M; d = ceil(log2(m) / k) growing like log m (k = 4, so that it
-reaches d = 4 at m = 2^16), b constant; and d = 4 with the entry bound GROWING as b(m) = b max(1, ln m)^(1/4), which
-is still o(sqrt(log m)): the strongest admissible entries (extreme family only, m up to 2^12: the degree grows fast).
+Three sweeps: d = 4 fixed and b constant, m = 2^0 .. 2^M (every seed; the extreme seeds, whose error is tight
+against C m^-c, on to 2^extreme_max_log2_m, 2^24 in full mode); d = ceil(log2(m) / k) growing like log m (k = 4,
+so that it reaches d = 4 at m = 2^16), b constant; and d = 4 with the entry bound GROWING as
+b(m) = b max(1, ln m)^(1/4), which is still o(sqrt(log m)): the strongest admissible entries (extreme family only,
+m up to 2^12: the degree grows fast). Every prefix is generated chunk by chunk and never exists in memory as a
+whole (see _measure_prefix); the seeds of a prefix run side by side on several devices (verify.sharding).
 
 Degree schedule, fixed before the data from the conditions only: g(m) is the smallest degree whose exact Taylor
 remainder on the a-priori score range S_b = b(m)^2 sqrt(d) (every entry <= b(m) gives |<q,k'>|/sqrt(d) <= S_b) makes
@@ -58,10 +61,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkprefix import attention as nk_attention
-from ntkprefix import bounds, features, sampling
-from ntkprefix.attention import Projected, ntk_attention
-from ntkprefix.reduction import reduce_prefix
+from ntkprefix import bounds, features, reduction, sampling
+from ntkprefix.attention import ntk_attention
 from verify import instruments, plotting
+from verify.sharding import SeedBatch
 from verify.fitting import half_ranges, loglog_slope
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
@@ -107,7 +110,13 @@ class Settings:
     constant: float = knob(1.0, "C in the predicted error C m^-c; the schedule budgets the kernel bound to C m^-c")
     grid_degrees: tuple[int, ...] = knob((1, 2, 4, 6, 8, 10, 12), "degrees at which the rigorous bound is checked at "
                                          "every m (1, 2, 4 are vacuous on the extreme family; 6..12 are not)")
-    max_log2_m: int = knob(20, "fixed-d sweep m = 2^0 .. 2^max_log2_m (a growing prefix)")
+    max_log2_m: int = knob(20, "fixed-d sweep m = 2^0 .. 2^max_log2_m for every seed of both families (a growing prefix)")
+    extreme_max_log2_m: int = knob(
+        24, "the extreme seeds' growing prefix continues the fixed-d sweep to 2^this (raise it with --set to go "
+            "further; below max_log2_m it has no effect). Budget: make verify must stay under 5 minutes, and a row costs the reduction "
+            "r(g) d_v multiply-adds at the top degree g(2^24) = 15 (r = 3876), about 60 s for 2^20 .. 2^24 on 2 cores; "
+            "so the extreme family (the tight one: its error is ~C m^-c / 4) reaches 2^24 and the random seeds, whose "
+            "errors sit at the float64 floor, stop at 2^max_log2_m")
     random_seeds: int = knob(2, "independent random instances per sweep (their errors sit at the float64 floor)")
     extreme_seeds: int = knob(1, "independent extreme instances per sweep (only u and the other queries vary)")
     d_log_m_k: int = knob(4, "d = ceil(log2(m) / k) in the second sweep: d = 4 at m = 2^16, as in the fixed-d sweep")
@@ -116,6 +125,8 @@ class Settings:
     exponent_threshold: float = knob(0.5, "theta: r(m)'s local exponent over the last half must be <= theta")
     min_checked: int = knob(100, "the rigorous-bound prediction needs at least this many non-vacuous points")
     prefix_offset: float = knob(1.0, "random family: coherent prefix keys P = offset mu + noise, as a trained prefix")
+    stream_chunk_rows: int = knob(4096, "prefix rows generated per chunk: the prefix never exists whole, memory "
+                                        "O(chunk r) for the reduction and O(chunk L) for the exact reference")
     calibration_m: int = knob(200, "prefix length of the calibration instance (several reduction chunks)")
     entry_growth: float = knob(0.0, "entries b m^growth with the schedule still for b; > 0 is the large_entries control")
     entry_excess: float = knob(1.0, "entries excess x b with the schedule still for b; > 1 is entries_slightly_large")
@@ -126,12 +137,16 @@ class Settings:
             raise ValueError("need d >= 1, L >= 1 and every sweep's max_log2_m >= 2")
         if min(self.entry_bound, self.rate, self.constant, self.entry_excess) <= 0 or self.d_log_m_k < 1:
             raise ValueError("entry_bound, rate, constant, entry_excess must be > 0 and d_log_m_k >= 1")
-        if self.random_seeds < 1 or self.extreme_seeds < 1:
-            raise ValueError("need at least one random and one extreme seed")
+        if self.random_seeds < 1 or self.extreme_seeds < 1 or self.stream_chunk_rows < 1:
+            raise ValueError("need at least one random and one extreme seed, and stream_chunk_rows >= 1")
 
-    def ms(self, sweep: str) -> list[int]:
+    def ms(self, sweep: str, family: str | None = None) -> list[int]:
+        """The m of a sweep (for a family: its prefix; None: every m any family reaches)."""
         top = {"fixed_d": self.max_log2_m, "d_log_m": self.d_log_m_max_log2_m, "b_growing": self.b_growing_max_log2_m}
-        return [2**i for i in range(0 if sweep == "fixed_d" else 1, top[sweep] + 1)]
+        top = top[sweep]
+        if sweep == "fixed_d" and family != "random":
+            top = max(top, self.extreme_max_log2_m)
+        return [2**i for i in range(0 if sweep == "fixed_d" else 1, top + 1)]
 
     def d_at(self, sweep: str, m: int) -> int:
         return max(1, math.ceil(math.log2(m) / self.d_log_m_k)) if sweep == "d_log_m" else self.d
@@ -158,111 +173,172 @@ class Settings:
 
 def settings(quick: bool) -> Settings:
     if quick:
-        return Settings(max_log2_m=14, d_log_m_max_log2_m=12, b_growing_max_log2_m=10, min_checked=40)
+        return Settings(max_log2_m=14, extreme_max_log2_m=14, d_log_m_max_log2_m=12, b_growing_max_log2_m=10,
+                        min_checked=40)
     return Settings()
 
 
-class _GrowingSums:
-    """(Z, k) of a growing prefix for one feature map, extended by the rows it has not seen yet."""
-
-    def __init__(self, feature_map):
-        self.feature_map, self.m, self.Z, self.k = feature_map, 0, 0.0, 0.0
-
-    def at(self, K_P: np.ndarray, V_P: np.ndarray, m: int):
-        if m > self.m:
-            Z, k = reduce_prefix(K_P[self.m : m], V_P[self.m : m], self.feature_map)
-            self.Z, self.k, self.m = self.Z + Z, self.k + k, m
-        return self.Z, self.k
+# ---- The measurement: one growing prefix per (sweep, family, d), its seeds spread over the devices ---------------
+#
+# Every run below is ONE seed's computation, written as a pure function of its stream constants and running state
+# (verify.sharding.SeedBatch maps it over the seeds, one device each where there are several). The prefix exists
+# only as chunks generated inside the compiled loop (ntkprefix.sampling.prefix_stream_chunk): the exact reference
+# (ntkprefix.absorb_prefix), ONE reduction with the Taylor map of the block's top degree (whose first r(g) sums are
+# the degree-g map's: the features are ordered by degree), the ELU+1 sums, the realised score ranges and the entry
+# norms are all extended by the rows m_prev .. m - 1 only. Rows of a chunk outside that range are masked
+# (row_mask), so each function compiles once per block whatever the m.
 
 
-def _instance(s: Settings, family: str, key, d: int, m_max: int, balance_bound: float = 1.0) -> Projected:
-    """The unit instance (largest entry 1) of a growing prefix, as host arrays; the extreme family's weights are
-    balanced for entries of size balance_bound (the bound it will be scaled to)."""
-    if family == "extreme":
-        inst = sampling.theorem_4_1_extreme_instance(key, d=d, L=s.L, m=m_max, entry_bound=balance_bound)
-        inst = Projected(*(x / balance_bound for x in inst))
-    else:
-        inst = sampling.unit_prefix_instance(key, d=d, L=s.L, m=m_max, prefix_offset=s.prefix_offset)
-    return Projected(*(np.asarray(x, np.float64) for x in inst))
+def _advance(constants, carry, Q, lo, hi, b, *, family, chunk_rows, d, top_degree, with_elu):
+    """The running state of one seed extended by its unit prefix rows lo .. hi - 1 (entry scale b for the reference
+    and the ELU+1 sums; the Taylor sums are the unit instance's, scaled exactly later)."""
+    top = features.taylor_feature_map(d, top_degree)
+    elu = features.elu_feature_map(d)
+    Q_scaled = Q * b
+    scale = math.sqrt(d)
+
+    def matmul(x, y):
+        return jnp.matmul(x, y, precision=jax.lax.Precision.HIGHEST)
+
+    def body(i, carry):
+        K_c, V_c = sampling.prefix_stream_chunk(constants, i, family=family, chunk_rows=chunk_rows)
+        rows = i * chunk_rows + jnp.arange(chunk_rows)
+        mask = (rows >= lo) & (rows < hi)
+        state = nk_attention.absorb_prefix(
+            nk_attention.PrefixAttentionState(carry["row_max"], carry["row_sum"], carry["acc"], 0),
+            Q_scaled, K_c * b, V_c * b, chunk_size=chunk_rows, row_mask=mask)
+        sums = reduction.accumulate_prefix(reduction.PrefixSums(carry["Z"], carry["k"], 0), K_c, V_c, top, row_mask=mask)
+        new = dict(carry, row_max=state.row_max, row_sum=state.row_sum, acc=state.acc, Z=sums.Z, k=sums.k)
+        if with_elu:
+            elu_sums = reduction.accumulate_prefix(reduction.PrefixSums(carry["Z_elu"], carry["k_elu"], 0), K_c * b,
+                                                   V_c * b, elu, row_mask=mask)
+            new.update(Z_elu=elu_sums.Z, k_elu=elu_sums.k)
+        visible = mask[None, :]
+        new["S"] = jnp.maximum(carry["S"], jnp.max(jnp.where(visible, jnp.abs(matmul(Q, K_c.T)), 0)) / scale)
+        new["S_abs"] = jnp.maximum(carry["S_abs"],
+                                   jnp.max(jnp.where(visible, matmul(jnp.abs(Q), jnp.abs(K_c).T), 0)) / scale)
+        new["K_P_max"] = jnp.maximum(carry["K_P_max"], jnp.max(jnp.where(mask[:, None], jnp.abs(K_c), 0)))
+        new["V_P_max"] = jnp.maximum(carry["V_P_max"], jnp.max(jnp.where(mask[:, None], jnp.abs(V_c), 0)))
+        return new
+
+    return jax.lax.fori_loop(lo // chunk_rows, (hi + chunk_rows - 1) // chunk_rows, body, carry)
 
 
-def _measure_block(s: Settings, sweep: str, family: str, seed: int, key, d: int, ms: list[int]) -> list[dict]:
-    """One block (fixed d) measured at every m of ms: grid degrees, the schedule, and ELU+1 (random family).
+def _errors(row_max, row_sum, acc, Z_unit, k_unit, Z_elu, k_elu, Q, K, V, b, *, d, degrees, abs_k, with_elu):
+    """max |NTK-Attention - prefix attention| of one seed at its current m, for every degree of the block (and ELU+1).
 
-    While the entry scale b_m is constant over the block, the instances are ONE growing prefix and everything is
-    extended by the new rows only: the exact reference (ntkprefix.absorb_prefix), the realised score ranges and entry
-    norms, and ONE reduction with the Taylor map of the block's top degree, whose first r(g) sums are the degree-g
-    map's (the features are ordered by degree). Where b_m changes with m (the growing-b sweep, the large_entries
-    control), each m gets a fresh instance (the extreme family balanced for its own b_m). Instances are unit
-    instances scaled by b_m, so the sums are the unit instance's scaled exactly: Z_alpha by b_m^(|alpha| + 1),
-    k_alpha by b_m^|alpha|.
-    """
+    The reference is Algorithm 1's output from the running exact state of the b-scaled instance. NTK-Attention with
+    the degree-g Taylor map uses the first r(g) sums of the top-degree reduction of the unit instance, scaled by
+    b^(|alpha| + 1) (Z) and b^|alpha| (k), exactly."""
+    reference = nk_attention.finish_prefix_attention(nk_attention.PrefixAttentionState(row_max, row_sum, acc, 1),
+                                                     Q * b, K * b, V * b)
+    errors = []
+    for g in degrees:
+        phi = features.taylor_feature_map(d, g)
+        scale = b ** jnp.asarray(phi.monomial_degrees, Q.dtype)
+        Z, k = Z_unit[: phi.r] * (scale * b)[:, None], k_unit[: phi.r] * scale
+        if abs_k:
+            k = jnp.abs(k)  # the authors' code path [code], planted here with the Taylor map
+        errors.append(jnp.max(jnp.abs(ntk_attention(Q * b, K * b, V * b, Z, k, phi) - reference)))
+    if with_elu:
+        elu = features.elu_feature_map(d)
+        errors.append(jnp.max(jnp.abs(ntk_attention(Q * b, K * b, V * b, Z_elu, k_elu, elu) - reference)))
+    return jnp.stack(errors)
+
+
+def _measure_block(s: Settings, sweep: str, family: str, keys: list, d: int, ms: list[int], *, on_m=None) -> list[dict]:
+    """One block (fixed d) measured at every m of ms: grid degrees, the schedule, and ELU+1 (random family, fixed d).
+
+    While the entry scale b_m is constant over the block, the instances are ONE growing prefix (_measure_prefix).
+    Where b_m changes with m (the growing-b sweep, the large_entries control), each m gets a fresh prefix (the
+    extreme family balanced for its own b_m). Every function compiles once per block: the top degree and the degrees
+    are those of the whole block."""
     scales = [s.entry_scale(sweep, m) for m in ms]
-    growing = len(set(scales)) == 1  # one growing prefix; else a fresh instance, balanced for its own b_m, at each m
-    top = features.taylor_feature_map(d, max(*s.grid_degrees, *(s.scheduled_degree(m, d, s.declared_bound(sweep, m))
-                                                                for m in ms)))
-    degrees = top.monomial_degrees
+    degrees = tuple(sorted({*s.grid_degrees, *(s.scheduled_degree(m, d, s.declared_bound(sweep, m)) for m in ms)}))
+    if len(set(scales)) == 1:
+        with_elu = family == "random" and sweep == "fixed_d"
+        return _measure_prefix(s, sweep, family, keys, d, ms, scales[0], degrees, with_elu=with_elu, on_m=on_m)
     rows = []
     for m, b in zip(ms, scales):
-        if not growing or m == ms[0]:
-            unit = _instance(s, family, key, d, ms[-1] if growing else m, balance_bound=scales[0] if growing else b)
-            taylor, elu = _GrowingSums(top), _GrowingSums(features.elu_feature_map(d))
-            state = nk_attention.empty_prefix_state(jnp.asarray(unit.Q * b), unit.V.shape[1])
-            S_unit = S_abs_unit = 0.0
-            S_input_unit = float((np.abs(unit.Q) @ np.abs(unit.K).T).max()) / math.sqrt(d)  # input keys, for rounding
-        new_K, new_V = unit.K_P[state.m : m], unit.V_P[state.m : m]
-        S_unit = max(S_unit, float(np.abs(unit.Q @ new_K.T).max()) / math.sqrt(d))
-        S_abs_unit = max(S_abs_unit, float((np.abs(unit.Q) @ np.abs(new_K).T).max()) / math.sqrt(d))
-        Q, K, V = unit.Q * b, unit.K * b, unit.V * b
-        state = nk_attention.absorb_prefix(state, jnp.asarray(Q), new_K * b, new_V * b)
-        reference = nk_attention.finish_prefix_attention(state, Q, K, V)
-        norms = {"Q": float(np.abs(Q).max()), "K_C": float(max(np.abs(unit.K_P[:m]).max(), np.abs(unit.K).max()) * b),
-                 "V_C": float(max(np.abs(unit.V_P[:m]).max(), np.abs(unit.V).max()) * b)}
-        S, S_abs = S_unit * b**2, S_abs_unit * b**2
+        rows += _measure_prefix(s, sweep, family, keys, d, [m], b, degrees, with_elu=False, on_m=on_m)
+    return rows
+
+
+def _measure_prefix(s: Settings, sweep: str, family: str, keys: list, d: int, ms: list[int], b: float,
+                    degrees: tuple[int, ...], *, with_elu: bool, on_m=None) -> list[dict]:
+    """One prefix per seed, entries scaled by b, measured as it grows through ms.
+
+    The unit instance (largest entry 1 over ms[-1] rows; the extreme family balanced for b) is scaled by b, so the
+    Taylor sums are the unit instance's scaled exactly: Z_alpha by b^(|alpha| + 1), k_alpha by b^|alpha|.
+    ``on_m(m)``, if given, is called after each m is measured (bench/thm4_1_scale.py times the growth with it)."""
+    streams = [sampling.theorem_4_1_stream(key, family=family, d=d, L=s.L, m=ms[-1], chunk_rows=s.stream_chunk_rows,
+                                           prefix_offset=s.prefix_offset, balance_bound=b) for key in keys]
+    batch = SeedBatch(len(streams))
+    constants = jax.tree_util.tree_map(lambda *x: np.stack(x), *[st.constants for st in streams])
+    Q, K, V = (np.stack([np.asarray(getattr(st, name)) for st in streams]) for name in ("Q", "K", "V"))
+    top = features.taylor_feature_map(d, degrees[-1])
+    n, L, d_v = len(streams), s.L, V.shape[2]
+    zeros = lambda *shape: np.zeros((n, *shape))  # noqa: E731
+    carry = batch.put({"row_max": np.full((n, L), -np.inf), "row_sum": zeros(L), "acc": zeros(L, d_v),
+                       "Z": zeros(top.r, d_v), "k": zeros(top.r), "Z_elu": zeros(d, d_v), "k_elu": zeros(d),
+                       "S": zeros(), "S_abs": zeros(), "K_P_max": zeros(), "V_P_max": zeros()})
+    S_input_unit = (np.abs(Q) @ np.abs(K).transpose(0, 2, 1)).max(axis=(1, 2)) / math.sqrt(d)  # the input keys' range
+    input_K_max, input_V_max = np.abs(K).max(axis=(1, 2)), np.abs(V).max(axis=(1, 2))
+    rows, m_prev = [], 0
+    for m in ms:
+        carry = batch.run(_advance, (constants, carry, Q), (m_prev, m, b), family=family,
+                          chunk_rows=s.stream_chunk_rows, d=d, top_degree=top.degree, with_elu=with_elu)
+        m_prev = m
+        measured = batch.get(batch.run(
+            _errors, (carry["row_max"], carry["row_sum"], carry["acc"], carry["Z"], carry["k"], carry["Z_elu"],
+                      carry["k_elu"], Q, K, V), (b,), d=d, degrees=degrees, abs_k=s.abs_k, with_elu=with_elu))
+        errors = {g: measured[:, i] for i, g in enumerate(degrees)}
         declared = s.declared_bound(sweep, m)
         g_sched = s.scheduled_degree(m, d, declared)
-        common = {"sweep": sweep, "family": family, "seed": seed, "m": m, "d": d, "declared_bound": declared,
-                  "entry_scale": b, "S": S, "S_abs": S_abs, **norms}
-        Z_unit, k_unit = taylor.at(unit.K_P, unit.V_P, m)
         kinds = {g: [] for g in sorted({*s.grid_degrees, g_sched})}
         for g in s.grid_degrees:
             kinds[g].append("grid")
         kinds[g_sched].append("schedule")
-        for g, labels in kinds.items():
-            phi = features.taylor_feature_map(d, g)
-            scale = jnp.asarray(float(b) ** degrees[: phi.r])
-            Z, k = Z_unit[: phi.r] * (scale * b)[:, None], k_unit[: phi.r] * scale
-            if s.abs_k:
-                k = jnp.abs(k)  # the authors' code path [code], planted here with the Taylor map
-            error = float(jnp.max(jnp.abs(ntk_attention(Q, K, V, Z, k, phi) - reference)))
-            bound = bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g, value_bound=norms["V_C"],
-                                             m=m, L=s.L, d=d, input_score_abs_range=S_input_unit * b**2)
-            for kind in labels:
-                rows.append({**common, "kind": kind, "map": "taylor", "g": g, "r": phi.r,
-                             "error": error if math.isfinite(error) else math.inf, "eps": bound.eps,
-                             "kernel_term": bound.kernel_term, "rounding_term": bound.rounding_term,
-                             "bound": bound.total, "predicted": s.predicted_error(m) if kind == "schedule" else None})
-        if family == "random" and sweep == "fixed_d" and growing:
-            Z, k = elu.at(unit.K_P * b, unit.V_P * b, m)
-            error = float(jnp.max(jnp.abs(ntk_attention(Q, K, V, Z, k, elu.feature_map) - reference)))
-            rows.append({**common, "kind": "elu", "map": "elu", "g": None, "r": d, "error": error, "bound": None})
+        ranges = batch.get({name: carry[name] for name in ("S", "S_abs", "K_P_max", "V_P_max")})
+        for i in range(n):
+            norms = {"Q": float(np.abs(Q[i]).max()) * b, "K_C": float(max(ranges["K_P_max"][i], input_K_max[i])) * b,
+                     "V_C": float(max(ranges["V_P_max"][i], input_V_max[i])) * b}
+            S, S_abs = float(ranges["S"][i]) * b**2, float(ranges["S_abs"][i]) * b**2
+            common = {"sweep": sweep, "family": family, "seed": i, "m": m, "d": d, "declared_bound": declared,
+                      "entry_scale": b, "S": S, "S_abs": S_abs, **norms}
+            for g, labels in kinds.items():
+                error = float(errors[g][i])
+                bound = bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g,
+                                                 value_bound=norms["V_C"], m=m, L=L, d=d,
+                                                 input_score_abs_range=float(S_input_unit[i]) * b**2)
+                for kind in labels:
+                    rows.append({**common, "kind": kind, "map": "taylor", "g": g,
+                                 "r": features.taylor_feature_dimension(d, g),
+                                 "error": error if math.isfinite(error) else math.inf, "eps": bound.eps,
+                                 "kernel_term": bound.kernel_term, "rounding_term": bound.rounding_term,
+                                 "bound": bound.total, "predicted": s.predicted_error(m) if kind == "schedule" else None})
+            if with_elu:
+                rows.append({**common, "kind": "elu", "map": "elu", "g": None, "r": d, "error": float(measured[i, -1]),
+                             "bound": None})
+        if on_m is not None:
+            on_m(m)
     return rows
 
 
 def _measure(s: Settings, key) -> list[dict]:
     rows = []
     for sweep in SWEEPS:
-        blocks = {}
-        for m in s.ms(sweep):  # the d-sweep is one growing prefix per value of d
-            blocks.setdefault(s.d_at(sweep, m), []).append(m)
         families = (("extreme", s.extreme_seeds),) if sweep == "b_growing" else (
             ("random", s.random_seeds), ("extreme", s.extreme_seeds))
         for family, n_seeds in families:
-            for seed in range(n_seeds):
-                for d, block in blocks.items():
-                    block_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, SWEEPS.index(sweep)),
-                                                                      FAMILIES.index(family) * 1000 + seed), d)
-                    rows += _measure_block(s, sweep, family, seed, block_key, d, block)
+            blocks = {}
+            for m in s.ms(sweep, family):  # the d-sweep is one growing prefix per value of d
+                blocks.setdefault(s.d_at(sweep, m), []).append(m)
+            for d, block in blocks.items():
+                keys = [jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, SWEEPS.index(sweep)),
+                                                              FAMILIES.index(family) * 1000 + seed), d)
+                        for seed in range(n_seeds)]
+                rows += _measure_block(s, sweep, family, keys, d, block)
     return rows
 
 
