@@ -112,7 +112,6 @@ def exact_attention_bench(repeats: int) -> None:
 def ntk_ratio_bench(repeats: int) -> None:
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     import ntkprefix as nk
     from verify.timing import median_times

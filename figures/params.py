@@ -21,7 +21,6 @@ The miniature's accuracy-based counterpart (parameters each method needs to reac
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import jax

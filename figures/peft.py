@@ -26,7 +26,6 @@ learning-rate grid and the seeds move.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """Runs vmapped over seeds (ntkprefix.batched) equal the same runs one by one."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

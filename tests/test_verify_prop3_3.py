@@ -39,7 +39,6 @@ def test_the_law_is_exact_for_a_linear_model():
     # The law L_lin/L0 = sum_i p_i (1 - eta m lambda_i)^(2T) is what gradient descent on the model linearised at W(0)
     # gives; check it against the iterated linear map directly.
     import jax
-    import jax.numpy as jnp
 
     from ntkprefix import kernels, model, sampling
     from verify.checks.prop3_3 import _mode_shares

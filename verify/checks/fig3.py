@@ -48,7 +48,7 @@ from verify.result import Result
 from verify.settings import knob
 from verify.sharding import device_summary
 from verify.timing import calls_for, seconds_per_call
-from verify.verdict import Evaluation, Verdict, at_least, at_most, calibration, condition, no_failures
+from verify.verdict import Evaluation, Verdict, at_most, calibration, condition, no_failures
 
 STATEMENT = ("Prefix attention's run time grows with the prefix length m (linearly at large m); NTK-Attention's does "
              "not; a prefix holds m d parameters, NTK-Attention r d + r (d^2 + d at r = d).")

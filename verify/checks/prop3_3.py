@@ -61,7 +61,7 @@ from verify.sharding import SeedBatch
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
 from verify.settings import knob
-from verify.verdict import Evaluation, at_least, at_most, condition
+from verify.verdict import Evaluation, at_most, condition
 
 STATEMENT = ("The training loss falls exponentially in compute C_cpt = N D T (N = m d, D = n) [paper, via a summary]; "
              "derived law, one for every run: log(L/L0) = log p_1 - 2 eta lambda C_cpt/(n d), p_1 the initial share of "

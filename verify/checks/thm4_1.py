@@ -62,6 +62,7 @@ import numpy as np
 
 from ntkprefix import attention as nk_attention
 from ntkprefix import bounds, features, reduction, sampling
+from ntkprefix._numerics import matmul
 from ntkprefix.attention import ntk_attention
 from verify import instruments, plotting
 from verify.sharding import SeedBatch
@@ -197,9 +198,6 @@ def _advance(constants, carry, Q, lo, hi, b, *, family, chunk_rows, d, top_degre
     Q_scaled = Q * b
     scale = math.sqrt(d)
 
-    def matmul(x, y):
-        return jnp.matmul(x, y, precision=jax.lax.Precision.HIGHEST)
-
     def body(i, carry):
         K_c, V_c = sampling.prefix_stream_chunk(constants, i, family=family, chunk_rows=chunk_rows)
         rows = i * chunk_rows + jnp.arange(chunk_rows)
@@ -230,8 +228,9 @@ def _errors(row_max, row_sum, acc, Z_unit, k_unit, Z_elu, k_elu, Q, K, V, b, *, 
     The reference is Algorithm 1's output from the running exact state of the b-scaled instance. NTK-Attention with
     the degree-g Taylor map uses the first r(g) sums of the top-degree reduction of the unit instance, scaled by
     b^(|alpha| + 1) (Z) and b^|alpha| (k), exactly."""
+    Q, K, V = Q * b, K * b, V * b
     reference = nk_attention.finish_prefix_attention(nk_attention.PrefixAttentionState(row_max, row_sum, acc, 1),
-                                                     Q * b, K * b, V * b)
+                                                     Q, K, V)
     errors = []
     for g in degrees:
         phi = features.taylor_feature_map(d, g)
@@ -239,10 +238,10 @@ def _errors(row_max, row_sum, acc, Z_unit, k_unit, Z_elu, k_elu, Q, K, V, b, *, 
         Z, k = Z_unit[: phi.r] * (scale * b)[:, None], k_unit[: phi.r] * scale
         if abs_k:
             k = jnp.abs(k)  # the authors' code path [code], planted here with the Taylor map
-        errors.append(jnp.max(jnp.abs(ntk_attention(Q * b, K * b, V * b, Z, k, phi) - reference)))
+        errors.append(jnp.max(jnp.abs(ntk_attention(Q, K, V, Z, k, phi) - reference)))
     if with_elu:
         elu = features.elu_feature_map(d)
-        errors.append(jnp.max(jnp.abs(ntk_attention(Q * b, K * b, V * b, Z_elu, k_elu, elu) - reference)))
+        errors.append(jnp.max(jnp.abs(ntk_attention(Q, K, V, Z_elu, k_elu, elu) - reference)))
     return jnp.stack(errors)
 
 
