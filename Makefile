@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install verify verify-quick test test-thorough bench figures mutants clean
+.PHONY: install verify verify-quick test test-thorough bench bench-newer-jax test-newer-jax figures mutants clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,30 @@ test-thorough: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/attention.py
 	$(PY) bench/ntk.py
+
+# bench/attention.py (sections 1-3) and the library's unit tests on the newer jax of pyproject.toml's
+# [tool.ntkprefix.newer-jax], in its own environment $(NEWER_VENV) (neural-tangents pins the main one to jax 0.4.25):
+# what moving the pin would buy, and what it would break. The tests that need neural-tangents are left out by name.
+NEWER_VENV ?= .venv-newer-jax
+NEWER_STAMP := $(NEWER_VENV)/.installed-stamp
+
+$(NEWER_STAMP): pyproject.toml
+	@test -x $(NEWER_VENV)/bin/python || $(PYTHON) -m venv $(NEWER_VENV)
+	@echo "installing the newer-jax environment into $(NEWER_VENV) (log: $(NEWER_VENV)/install.log)"
+	@$(NEWER_VENV)/bin/python -m pip install $$($(PYTHON) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["ntkprefix"]["newer-jax"]["requirements"]))') \
+		> $(NEWER_VENV)/install.log 2>&1 || { tail -n 40 $(NEWER_VENV)/install.log; exit 1; }
+	@touch $(NEWER_STAMP)
+
+bench-newer-jax: $(NEWER_STAMP)
+	PYTHONPATH=$(CURDIR) $(NEWER_VENV)/bin/python bench/attention.py --skip-stream
+
+NEWER_TESTS := tests/test_attention.py tests/test_reduction.py tests/test_features.py tests/test_numerics.py \
+	tests/test_model.py tests/test_bounds.py tests/test_depth.py tests/test_kernels.py tests/test_perturbation.py \
+	tests/test_batched.py tests/test_sampling.py tests/test_validation.py
+
+test-newer-jax: $(NEWER_STAMP)
+	PYTHONPATH=$(CURDIR) $(NEWER_VENV)/bin/python -m pytest -p no:cacheprovider $(NEWER_TESTS) \
+		-k "not neural_tangents and not ntk_linearized_outputs and not linearized_prediction_equals and not linearized_prediction_tracks"
 
 # Plant each fault of verify/mutants.py in a temporary copy; every one must change a verdict or fail a test.
 mutants: $(STAMP)

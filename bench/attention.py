@@ -270,9 +270,11 @@ def main() -> int:
         stream_worker(args.stream_worker, args.log2_m_stream)
         return 0
     import jax
+    import jaxlib
 
     jax.config.update("jax_enable_x64", True)  # for the float64 references; the timed float32 paths stay float32
-    print(f"bench/attention.py on {jax.devices()} ({os.cpu_count()} cores)")
+    print(f"bench/attention.py on {jax.devices()} ({os.cpu_count()} cores), jax {jax.__version__}, jaxlib "
+          f"{jaxlib.__version__}")
     exact_attention_bench(args.repeats)
     ntk_ratio_bench(args.repeats)
     reduction_bench(max(5, args.repeats // 3))

@@ -51,7 +51,7 @@ def main() -> int:
     times = median_times([(routes[k], (W, X, a)) for k in names], repeats=args.repeats, warmup=1)
     reference = routes[names[0]](W, X, a)
     print(f"bench/ntk.py: n={n}, d=d_out={d}, m={m}, float64, NTK {n * d}x{n * d}, median of {args.repeats} interleaved calls, "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores, jax {jax.__version__}")
     nt_times = []
     for name, t in zip(names, times):
         H = routes[name](W, X, a)
