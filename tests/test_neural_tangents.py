@@ -18,7 +18,7 @@ def test_neural_tangents_imports():
 def test_empirical_ntk_fn_agrees_with_jax_jacobian(implementation):
     import neural_tangents as nt
 
-    d, L, r_in = 3, 4, 5
+    d, L = 3, 4
     phi = nk.taylor_feature_map(d, 2)
     rng = np.random.default_rng(0)
     W = jnp.asarray(rng.normal(size=(3, d, d)) / np.sqrt(d))

@@ -35,7 +35,7 @@ def test_digits_tasks_are_bundled_and_disjoint():
     tasks = peft.load_tasks(CONFIG)
     (xa, ya), (xb, yb) = tasks["A"], tasks["B"]
     assert len(ya) + len(yb) == 1797 and set(ya) == set(yb) == set(range(5))
-    assert xa.shape[1:] == (16, 4) and 0 <= xa.min() and xa.max() <= 1
+    assert xa.shape[1:] == xb.shape[1:] == (16, 4) and 0 <= min(xa.min(), xb.min()) and max(xa.max(), xb.max()) <= 1
 
 
 @pytest.mark.parametrize("method", peft.methods(peft.settings(quick=True)), ids=lambda m: m.name)

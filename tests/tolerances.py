@@ -59,7 +59,6 @@ def ntk_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
     """
     W, X, a = (np.asarray(v, np.float64) for v in (W, X, a))
     d, m = W.shape
-    n = X.shape[0]
     d_out = a.shape[0]
     c = float(m) if output_scale is None else float(output_scale)
     u = 2.0**-53

@@ -314,7 +314,7 @@ def _judge(s: Settings, X, rows, calibrations, lam_inf: float, B: float) -> Eval
                 compared=movement_trend["slope"] + SIGNIFICANCE * movement_trend["stderr"],
                 compared_as="slope + 3 standard errors", uncertainty=movement_trend["stderr"], uncertainty_kind="standard error"),
         at_most("linearization_improves_with_m", "fitted log-log slope in m of the distance to linearised GD "
-                f"(I - eta m H*)^t (geometric mean over seeds), plus 3 standard errors", linearization["slope"], 0.0,
+                "(I - eta m H*)^t (geometric mean over seeds), plus 3 standard errors", linearization["slope"], 0.0,
                 compared=linearization["slope"] + SIGNIFICANCE * linearization["stderr"],
                 compared_as="slope + 3 standard errors", uncertainty=linearization["stderr"], uncertainty_kind="standard error"),
     ]
