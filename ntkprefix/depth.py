@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkprefix._numerics import matmul
 from ntkprefix._validation import require
 from ntkprefix.attention import ntk_attention, prefix_attention
 from ntkprefix.features import FeatureMap
@@ -95,7 +96,7 @@ def deep_prefix_attention(X: jax.Array, layers: Sequence[PrefixLayer], *, residu
     out = [X]
     for layer in layers:
         Y = out[-1]
-        A = prefix_attention(Y @ layer.W_Q, Y @ layer.W_K, Y @ layer.W_V, layer.K_P, layer.V_P)
+        A = prefix_attention(matmul(Y, layer.W_Q), matmul(Y, layer.W_K), matmul(Y, layer.W_V), layer.K_P, layer.V_P)
         out.append(Y + A if residual else A)
     return out
 
@@ -121,7 +122,7 @@ def deep_ntk_attention(
     out, local = [X], []
     for layer, (Z, k), phi in zip(layers, sums, feature_maps):
         Y = out[-1]
-        Q, K, V = Y @ layer.W_Q, Y @ layer.W_K, Y @ layer.W_V
+        Q, K, V = matmul(Y, layer.W_Q), matmul(Y, layer.W_K), matmul(Y, layer.W_V)
         N = ntk_attention(Q, K, V, Z, k, phi)
         local.append(jnp.max(jnp.abs(N - prefix_attention(Q, K, V, layer.K_P, layer.V_P))))
         out.append(Y + N if residual else N)

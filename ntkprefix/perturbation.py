@@ -62,6 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkprefix._numerics import matmul
 from ntkprefix._validation import require, require_rank, shape_of
 from ntkprefix.kernels import ntk_matrix
 from ntkprefix.model import _check
@@ -110,7 +111,7 @@ def project_to_balls(U: jax.Array, R) -> jax.Array:
 
 
 def _aligned(W0, x):
-    signs = jnp.where(x @ W0 >= 0, 1.0, -1.0).astype(W0.dtype)
+    signs = jnp.where(matmul(x, W0) >= 0, 1.0, -1.0).astype(W0.dtype)
     return signs[None, :] * (x / jnp.linalg.norm(x))[:, None]
 
 
@@ -142,25 +143,25 @@ def kernel_change_norm(W0: jax.Array, X: jax.Array, a: jax.Array, U: jax.Array, 
 
 def _factors(W, X, a):
     """S (n, m) and T (n d_out, m), T_{(i,l), r} = S_ri (a_lr - abar_il)."""
-    S = jax.nn.softmax(X @ W, axis=-1)
-    abar = S @ a.T  # (n, d_out)
+    S = jax.nn.softmax(matmul(X, W), axis=-1)
+    abar = matmul(S, a.T)  # (n, d_out)
     T = (S[:, None, :] * (a[None] - abar[:, :, None])).reshape(-1, W.shape[1])
     return S, abar, T
 
 
 def _gram(X, d_out):
-    return jnp.kron(X @ X.T, jnp.ones((d_out, d_out), X.dtype))
+    return jnp.kron(matmul(X, X.T), jnp.ones((d_out, d_out), X.dtype))
 
 
 def _jvp(W, X, a, U):
     """DH(W)[U] in closed form (module doc)."""
     m, (n, d_out) = W.shape[1], (X.shape[0], a.shape[0])
     S, abar, T = _factors(W, X, a)
-    Z = X @ U  # (n, m) logit shifts
+    Z = matmul(X, U)  # (n, m) logit shifts
     dS = S * (Z - jnp.sum(S * Z, axis=1, keepdims=True))
-    dabar = dS @ a.T  # (n, d_out)
+    dabar = matmul(dS, a.T)  # (n, d_out)
     dT = (dS[:, None, :] * (a[None] - abar[:, :, None]) - S[:, None, :] * dabar[:, :, None]).reshape(n * d_out, m)
-    P = dT @ T.T
+    P = matmul(dT, T.T)
     return m * _gram(X, d_out) * (P + P.T)
 
 
@@ -169,11 +170,11 @@ def _vjp(W, X, a, E):
     m, (n, d_out) = W.shape[1], (X.shape[0], a.shape[0])
     S, abar, T = _factors(W, X, a)
     E_tilde = _gram(X, d_out) * E
-    V = (m * (E_tilde + E_tilde.T) @ T).reshape(n, d_out, m)
+    V = matmul(m * (E_tilde + E_tilde.T), T).reshape(n, d_out, m)
     beta = jnp.sum(V * S[:, None, :], axis=2)  # (n, d_out)
-    sigma = jnp.sum(V * (a[None] - abar[:, :, None]), axis=1) - beta @ a  # (n, m)
+    sigma = jnp.sum(V * (a[None] - abar[:, :, None]), axis=1) - matmul(beta, a)  # (n, m)
     c = S * (sigma - jnp.sum(S * sigma, axis=1, keepdims=True))
-    return X.T @ c
+    return matmul(X.T, c)
 
 
 # The compiled steps of the search: a handful of small programs per shape (one big fused program compiles ~4x slower).
@@ -196,7 +197,7 @@ def _ascent_step(W0, X, a, L):
 def _signs(W0, X, a, v, U):
     """The +-v field whose signs follow grad_{w_r} <E, H> for E = DH[U] / ||DH[U]||."""
     L = _jvp(W0, X, a, U)
-    signs = jnp.where(v @ _vjp(W0, X, a, L / jnp.linalg.norm(L)) >= 0, 1.0, -1.0).astype(W0.dtype)
+    signs = jnp.where(matmul(v, _vjp(W0, X, a, L / jnp.linalg.norm(L))) >= 0, 1.0, -1.0).astype(W0.dtype)
     return signs[None, :] * (v / jnp.linalg.norm(v))[:, None]
 
 
@@ -402,15 +403,15 @@ def majorant(W0: jax.Array, X: jax.Array, d_out: int) -> float:
 
 @jax.jit
 def _majorant(W0, X):
-    S = jax.nn.softmax(X @ W0, axis=-1)  # (n, m)
-    return jnp.linalg.norm(jnp.abs(X @ X.T) * (W0.shape[1] * S @ S.T))
+    S = jax.nn.softmax(matmul(X, W0), axis=-1)  # (n, m)
+    return jnp.linalg.norm(jnp.abs(matmul(X, X.T)) * matmul(W0.shape[1] * S, S.T))
 
 
 def majorant_limit(X: jax.Array, sigma: float, d_out: int) -> float:
     """A_inf = d_out ||(|X X^T|) o exp(sigma^2 X X^T)||_F, the m -> infinity limit of :func:`majorant`  [derived]."""
     require_rank("X", X, 2, "(n, d)")
     require(sigma > 0, f"sigma must be > 0, got {sigma!r}")
-    gram = X @ X.T
+    gram = matmul(X, X.T)
     return float(d_out * jnp.linalg.norm(jnp.abs(gram) * jnp.exp(sigma**2 * gram)))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ntkprefix as nk
-from ntkprefix import kernels, model, training
+from ntkprefix import depth, kernels, model, perturbation, training
 
 F32 = jnp.float32
 
@@ -33,6 +33,10 @@ def _library_entry_points():
     Y = jax.random.normal(key, (5, 2), F32)
     a = jnp.where(jax.random.bernoulli(key, 0.5, (2, 32)), 1.0, -1.0).astype(F32)
     state = nk.empty_prefix_state(Q, 4)
+    W_layer = jax.random.normal(jax.random.fold_in(key, 2), (4, 4), F32) / 2
+
+    def layer(K_P, V_P):
+        return depth.PrefixLayer(W_layer, W_layer, W_layer, K_P, V_P)
     return {
         "prefix_attention": (lambda *x: nk.prefix_attention(*x, chunk_size=16), (Q, K, V, K_P, V_P)),
         "absorb_prefix + finish": (
@@ -47,6 +51,12 @@ def _library_entry_points():
         "loss_gradient": (model.loss_gradient, (W, X, Y, a)),
         "gradient_descent": (lambda W, X, Y, a: training.gradient_descent(W, X, Y, a, eta=1e-3, steps=2).loss,
                              (W, X, Y, a)),
+        "deep_prefix_attention": (lambda X, K_P, V_P: depth.deep_prefix_attention(X, [layer(K_P, V_P)])[-1], (X, K_P, V_P)),
+        "deep_ntk_attention": (lambda X, K_P, V_P, Z, k: depth.deep_ntk_attention(X, [layer(K_P, V_P)], [(Z, k)], [taylor])[1][0],
+                               (X, K_P, V_P, Z, k)),
+        "perturbation (DH[U], its adjoint, the majorant)": (
+            lambda W, X, a: (perturbation._jvp(W, X, a, W), perturbation._vjp(W, X, a, jnp.eye(10, dtype=F32)),
+                             perturbation._majorant(W, X)), (W, X, a)),
     }
 
 
