@@ -27,6 +27,7 @@ __all__ = [
     "require_rank",
     "require_finite",
     "max_abs",
+    "row_mask_count",
     "require_signs",
     "require_scalar",
     "require_int",
@@ -231,3 +232,13 @@ def require_float_dtype(name: str, dtype):
         raise ValueError(f"{name} must be a floating dtype, got {dtype!r}") from None
     require(jnp.issubdtype(dtype, jnp.floating), f"{name} must be a floating dtype, got {dtype}")
     return dtype
+
+
+def row_mask_count(row_mask, n: int):
+    """The number of True entries of ``row_mask``, which must be a bool array of shape (n,): an int, or a traced int32
+    scalar when the mask is traced. Used by the streaming entry points' ``row_mask`` option."""
+    require(shape_of(row_mask) == (n,) and jnp.asarray(row_mask).dtype == jnp.bool_,
+            f"row_mask must be a bool array of shape ({n},), got {shape_of(row_mask)} "
+            f"{getattr(row_mask, 'dtype', type(row_mask).__name__)}")
+    count = jnp.sum(jnp.asarray(row_mask), dtype=jnp.int32)
+    return count if is_traced(count) else int(count)

@@ -24,6 +24,7 @@ from ntkprefix._validation import (
     require_finite,
     require_float_dtype,
     require_int,
+    row_mask_count,
     shape_of,
 )
 from ntkprefix.features import FeatureMap
@@ -190,21 +191,13 @@ def absorb_prefix(
     for name, x in (("Q", Q), ("K_P", K_rows), ("V_P", V_rows)):
         require_finite(name, x)
     n = K_rows.shape[0]
-    count = n if row_mask is None else _mask_count(row_mask, n)
+    count = n if row_mask is None else row_mask_count(row_mask, n)
     if n == 0:
         return state
     row_max, row_sum, acc = _absorb_rows(state.row_max, state.row_sum, state.acc, Q.astype(state.acc.dtype), K_rows,
                                          V_rows, row_mask if row_mask is None else jnp.asarray(row_mask),
                                          chunk_size=min(chunk_size, n))
     return PrefixAttentionState(row_max, row_sum, acc, state.m + count)
-
-
-def _mask_count(row_mask, n: int):
-    """The number of True rows of a (n,) bool mask (an int; a traced scalar when the mask is traced)."""
-    require(shape_of(row_mask) == (n,) and jnp.asarray(row_mask).dtype == jnp.bool_,
-            f"row_mask must be a bool array of shape ({n},), got {shape_of(row_mask)} {getattr(row_mask, 'dtype', type(row_mask).__name__)}")
-    count = jnp.sum(jnp.asarray(row_mask), dtype=jnp.int32)
-    return count if is_traced(count) else int(count)
 
 
 def finish_prefix_attention(

@@ -21,11 +21,11 @@ import jax.numpy as jnp
 from ntkprefix._numerics import matmul
 from ntkprefix._validation import (
     as_float_array,
-    is_traced,
     require,
     require_finite,
     require_float_dtype,
     require_int,
+    row_mask_count,
     shape_of,
 )
 from ntkprefix.features import FeatureMap
@@ -111,14 +111,8 @@ def accumulate_prefix(
     )
     require(shape_of(sums.k) == (feature_map.r,), f"running k has shape {shape_of(sums.k)}, but {feature_map.label} needs ({feature_map.r},)")
     n = int(K_rows.shape[0])
-    if row_mask is None:
-        count = n
-    else:
-        require(shape_of(row_mask) == (n,) and jnp.asarray(row_mask).dtype == jnp.bool_,
-                f"row_mask must be a bool array of shape ({n},), got {shape_of(row_mask)}")
-        row_mask = jnp.asarray(row_mask)
-        count = jnp.sum(row_mask, dtype=jnp.int32)
-        count = count if is_traced(count) else int(count)
+    count = n if row_mask is None else row_mask_count(row_mask, n)
+    row_mask = row_mask if row_mask is None else jnp.asarray(row_mask)
     Z, k = _accumulate(sums.Z, sums.k, K_rows, V_rows, row_mask, feature_map=feature_map,
                        chunk=min(default_chunk_size(feature_map), max(1, n)))
     return PrefixSums(Z, k, sums.m + count)

@@ -211,3 +211,21 @@ def test_project_rejects_mismatched_weights():
         nk.project(X, np.ones((5, 2)), W, W, W)
     proj = nk.project(X, P, W, W, W)
     assert proj.K_P.shape == (5, 4) and proj.Q.shape == (3, 4)
+
+
+def test_row_mask_leaves_out_the_false_rows_and_counts_the_rest():
+    # The streaming state over a fixed-shape buffer partly filled with prefix rows: the False rows get weight 0 and m
+    # counts only the True ones; the result is prefix attention over the True rows.
+    rng = np.random.default_rng(6)
+    L, d, m = 5, 4, 60
+    Q, K, V = (jnp.asarray(rng.normal(size=(L, d))) for _ in range(3))
+    K_P, V_P = jnp.asarray(rng.normal(size=(m, d))), jnp.asarray(rng.normal(size=(m, d)))
+    mask = np.arange(m) % 4 != 1
+    state = nk.absorb_prefix(nk.empty_prefix_state(Q, d), Q, K_P, V_P, chunk_size=16, row_mask=jnp.asarray(mask))
+    assert state.m == int(mask.sum())
+    out = nk.finish_prefix_attention(state, Q, K, V)
+    expected = dense_prefix_attention(*(np.asarray(x) for x in (Q, K, V, K_P[mask], V_P[mask])))
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    for bad in (jnp.asarray(mask[:-1]), jnp.asarray(mask.astype(np.int32))):
+        with pytest.raises(ValueError, match="row_mask must be a bool array"):
+            nk.absorb_prefix(nk.empty_prefix_state(Q, d), Q, K_P, V_P, row_mask=bad)

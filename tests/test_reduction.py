@@ -76,3 +76,22 @@ def test_reduction_bad_input():
     sums = nk.empty_prefix_sums(phi, d_v=2)
     with pytest.raises(ValueError, match=r"running Z has shape \(10, 2\).*needs \(10, 3\)"):
         nk.accumulate_prefix(sums, np.ones((4, 3)), np.ones((4, 3)), phi)
+
+
+def test_row_mask_leaves_out_the_false_rows_and_counts_the_rest():
+    # A fixed-shape buffer partly filled with prefix rows (how verify/checks/thm4_1.py streams): the False rows add
+    # nothing and m counts only the True ones.
+    rng = np.random.default_rng(5)
+    d, m = 3, 50
+    phi = nk.taylor_feature_map(d, 2)
+    K, V = jnp.asarray(rng.normal(size=(m, d))), jnp.asarray(rng.normal(size=(m, 2)))
+    mask = np.arange(m) % 3 != 0
+    empty = nk.empty_prefix_sums(phi, 2)
+    masked = nk.accumulate_prefix(empty, K, V, phi, row_mask=jnp.asarray(mask))
+    kept = nk.accumulate_prefix(empty, K[mask], V[mask], phi)
+    assert masked.m == kept.m == int(mask.sum())
+    np.testing.assert_allclose(masked.Z, kept.Z, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(masked.k, kept.k, rtol=1e-12, atol=1e-12)
+    for bad in (jnp.asarray(mask[:-1]), jnp.asarray(mask.astype(np.int32))):
+        with pytest.raises(ValueError, match="row_mask must be a bool array"):
+            nk.accumulate_prefix(empty, K, V, phi, row_mask=bad)
