@@ -204,9 +204,8 @@ def rounding_allowance(
       gamma_N for N >= 5m + L + 16 (exp counted twice). Hence e_ref.
     * NTK-Attention. Input terms as the reference. The prefix terms are phi(q)^T Z and phi(q)^T k, Z and k the
       reduction's sums over m rows; every Taylor feature carries relative error gamma_{6g+2} (see
-      :class:`ntkprefix.features.FeatureMap`; the reduction applies the constant weight of a feature once to its
-      sum over the rows instead of to every term, which puts the same factor on every term: the count per term is
-      unchanged), and every term of Z passes one product with v_j and at most m + 1 additions (a chunk's GEMM, the
+      :class:`ntkprefix.features.FeatureMap`; the reduction builds the same weighted features), and every term of Z
+      passes one product with v_j and at most m + 1 additions (a chunk's GEMM, the
       running sum over chunks, the addition to the previous Z), so the computed sums differ from the exact ones by at
       most gamma_{m + r + 12g + 8} sum_j sum_alpha |phi_alpha(q) phi_alpha(k_j)| V = gamma V sum_j T_g(a_j),
       a_j = sum_i |q_i k_ji| / sqrt(d) <= S_abs. These are the differences of nearly equal numbers of the method

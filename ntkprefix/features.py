@@ -128,10 +128,9 @@ class FeatureMap:
     of the y_i: no difference is formed, and each carries relative error at most gamma_{6g+2} (three roundings per
     y_i, at most 3g; g - 1 products, in any association: y_i^p = y_i^(p-1) y_i, then the min(d, g) factors of a
     monomial left to right, a factor 1 being exact; a weight with relative error gamma_{2 min(d, g) + 1}; one product
-    with it, which the reduction applies once to a feature's sum over the prefix rows: the same factor on every
-    term). The layout (feature-major, :meth:`transposed`, or row-major) does not change these operations. They overflow when
-    max|y|^g exceeds the dtype's largest number: :meth:`__call__` refuses such x with a ValueError instead of
-    returning inf.
+    with it, in every feature, the reduction's included). The layout (feature-major, :meth:`transposed`, or row-major)
+    does not change these operations. They overflow when max|y|^g exceeds the dtype's largest number:
+    :meth:`__call__` refuses such x with a ValueError instead of returning inf.
     """
 
     kind: Literal["taylor", "elu"]
@@ -244,13 +243,6 @@ class FeatureMap:
         if self.kind == "elu":
             return _elu_plus_one(xT, self.d)  # elementwise: the layout does not matter; no weights
         return taylor_features_transposed(xT, self.d, self.degree)
-
-    @property
-    def weights(self) -> np.ndarray:
-        """The constant factor of every feature, float64 (r,): 1/sqrt(alpha!) for the Taylor map, 1 for ELU+1."""
-        if self.kind == "elu":
-            return np.ones(self.d)
-        return _monomial_plan(self.d, self.degree)[1]
 
 
 def _taylor_features(x: jax.Array, d: int, g: int) -> jax.Array:
