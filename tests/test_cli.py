@@ -1,5 +1,6 @@
-"""The command line: exit codes (0 holds, 1 violated / conditions not met / controls detected, 2 usage, 3 any other
-failure), one-line errors without traceback, --set / --show-settings, several claims, Ctrl-C, and verify.run."""
+"""The command line: exit codes (0 no paper statement contradicted, 1 contradicted / hypotheses not met / with
+--strict a reading not met / controls detected, 2 usage, 3 any other failure), one-line errors without traceback,
+--set / --show-settings, several claims, Ctrl-C, and verify.run."""
 
 import json
 import subprocess
@@ -10,9 +11,9 @@ import pytest
 import verify
 from verify import registry
 from verify.__main__ import main
-from verify.result import Verdict
+from verify.result import PaperVerdict, exit_code
 from verify.settings import SettingsError
-from verify.verdict import Evaluation, calibration
+from verify.verdict import Evaluation, at_most, calibration, condition
 
 # Small settings that run in seconds; the verdicts are not the point here.
 TINY = {
@@ -72,7 +73,46 @@ def test_several_claims_set_recorded_and_exit_status(tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["overrides"] == {"min_log2_m": "6", "max_log2_m": "7", "n_seeds": "1"}
     assert data["settings"]["max_log2_m"] == 7
-    assert code == (0 if data["verdict"] == "holds" else 1)
+    expected = 1 if data["paper_verdict"] in ("contradicted", "hypotheses not met") else 0
+    assert code == expected
+    strict = main(["prop3_3", "--quick", "--strict", *_set("prop3_3"), "--out", str(tmp_path)])
+    assert strict == (1 if expected or any(r["outcome"] in ("failed", "inconclusive") for r in data["readings"]) else 0)
+
+
+def _claim_evaluating(claim_id, evaluation):
+    claim = registry.get(claim_id)
+    return registry.Claim(**{**claim.__dict__, "evaluate": lambda settings, options: evaluation})
+
+
+@pytest.mark.parametrize("conclusion_met,reading_met,condition_met,code,strict_code", [
+    (True, True, True, 0, 0),      # confirmed
+    (True, False, True, 0, 1),     # confirmed, a reading not met: only --strict exits 1
+    (False, True, True, 1, 1),     # contradicted
+    (True, True, False, 1, 1),     # hypotheses not met
+])
+def test_exit_status_follows_the_paper_column_and_strict_the_readings(tmp_path, monkeypatch, conclusion_met,
+                                                                      reading_met, condition_met, code, strict_code):
+    evaluation = Evaluation(
+        calibrations=[], conditions=[condition("h", "assumed", 1.0, "<= 1", condition_met)],
+        predictions=[at_most("c", "concluded", 0.5 if conclusion_met else 2.0, 1.0, source="paper", role="conclusion"),
+                     at_most("r", "ours", 0.5 if reading_met else 2.0, 1.0, source="derived", role="reading")])
+    monkeypatch.setattr(registry, "claims", lambda: {"prop3_3": _claim_evaluating("prop3_3", evaluation)})
+    assert main(["prop3_3", "--out", str(tmp_path)]) == code
+    assert main(["prop3_3", "--out", str(tmp_path), "--strict"]) == strict_code
+
+
+def test_console_prints_both_columns_apart(tmp_path, monkeypatch, capsys):
+    evaluation = Evaluation(
+        calibrations=[], conditions=[],
+        predictions=[at_most("c", "concluded", 0.5, 1.0, source="paper", role="conclusion"),
+                     at_most("r", "ours", 2.0, 1.0, source="derived", role="reading"),
+                     at_most("s", "by construction", 0.0, 1.0, source="derived", role="sanity")])
+    monkeypatch.setattr(registry, "claims", lambda: {"prop3_3": _claim_evaluating("prop3_3", evaluation)})
+    assert main(["prop3_3", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "PAPER prop3_3: CONFIRMED ON THE TESTED INSTANCES" in out
+    assert "READINGS prop3_3: r failed" in out and "SANITY prop3_3 (not counted): s met" in out
+    assert "[FAIL] r [derived reading]: measured 2, required <= 1" in out
 
 
 def test_instrument_error_exits_3(tmp_path, monkeypatch):
@@ -84,7 +124,7 @@ def test_instrument_error_exits_3(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "claims", lambda: {"prop3_3": registry.Claim(**{**claim.__dict__, "evaluate": broken})})
     assert main(["prop3_3", "--out", str(tmp_path), "--json", str(tmp_path / "r.json")]) == 3
     data = json.loads((tmp_path / "r.json").read_text())
-    assert data["verdict"] == "instrument error" and data["predictions"] == []
+    assert data["paper_verdict"] == "instrument error" and data["predictions"] == []
 
 
 def test_exception_in_a_check_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
@@ -120,7 +160,8 @@ def test_interrupted_all_leaves_finished_json_and_incomplete_results(tmp_path, m
 def test_python_api_runs_with_overrides_and_validates_them():
     result = verify.run("prop3_3", quick=True, min_log2_m=6, max_log2_m=7, n_seeds=1)
     assert result.settings["max_log2_m"] == 7 and result.overrides == {"min_log2_m": 6, "max_log2_m": 7, "n_seeds": 1}
-    assert isinstance(result.verdict, Verdict) and result.predictions
+    assert isinstance(result.paper_verdict, PaperVerdict) and result.predictions
+    assert exit_code(result) in (0, 1)
     with pytest.raises(SettingsError, match="unknown setting 'nope'"):
         verify.run("prop3_3", quick=True, nope=1)
     with pytest.raises(KeyError, match="unknown claim"):

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from verify import registry, report
-from verify.verdict import Verdict
+from verify.verdict import ROLES, SOURCES, Outcome, PaperVerdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,16 +17,28 @@ def test_all_with_controls_writes_results_and_report(quick_all):
     code, out, data = quick_all
     ids = [c["id"] for c in data["claims"]]
     assert ids == list(registry.claims()) and data["complete"] is True
-    verdicts = {c["id"]: c["verdict"] for c in data["claims"]}
-    assert code == (0 if set(verdicts.values()) == {"holds"} else 1)
+    verdicts = {c["id"]: c["paper_verdict"] for c in data["claims"]}
+    bad = {"contradicted", "hypotheses not met", "instrument error"}
+    undetected = [c for c in data["controls"] if not c["control_outcome"]["detected"]]
+    assert code == (1 if bad & set(verdicts.values()) or undetected else 0)
+    outcomes = {o.value for o in Outcome}
     for claim in data["claims"]:
-        assert {"paper_item", "tag", "calibrations", "conditions", "predictions", "findings", "settings", "seed",
-                "versions", "wall_time_s"} <= set(claim)
+        assert {"paper_item", "tag", "paper_verdict", "paper_scope", "paper_reason", "readings", "sanity", "asymptotic",
+                "calibrations", "conditions", "predictions", "findings", "settings", "seed", "versions",
+                "wall_time_s"} <= set(claim)
         assert claim["predictions"], claim["id"]
         for p in claim["predictions"]:
-            assert {"name", "statement", "measured", "relation", "threshold", "met"} <= set(p)
+            assert {"name", "statement", "measured", "relation", "threshold", "outcome", "source", "role", "interval",
+                    "interval_kind"} <= set(p)
+            assert p["outcome"] in outcomes and p["source"] in SOURCES and p["role"] in ROLES
+            assert "met" not in p  # one outcome, three-valued (four with "not tested"), never a boolean beside it
         for c in claim["conditions"]:
-            assert {"name", "statement", "measured", "required", "met"} <= set(c)
+            assert {"name", "statement", "measured", "required", "outcome", "source", "role"} <= set(c)
+        # No paper verdict rests on a template or derived prediction: a paper column that is decided by conclusions
+        # names only paper-sourced ones, and every reading listed is not a paper conclusion.
+        for r in claim["readings"]:
+            item = next(x for x in claim["conditions"] + claim["predictions"] if x["name"] == r["name"])
+            assert not (item.get("role") == "conclusion" and item["source"] == "paper")
         assert (out / f"{claim['id']}.json").exists() and (out / f"{claim['id']}.png").exists()
     expected = {(c.id, name) for c in registry.claims().values() for name in c.controls}
     assert {(c["id"], c["control"]) for c in data["controls"]} == expected
@@ -44,9 +56,15 @@ def test_all_with_controls_writes_results_and_report(quick_all):
             assert f"`{p['name']}`" in text
 
 
-def test_one_verdict_vocabulary():
-    assert {v.value for v in Verdict} == {"holds", "holds only in a weaker sense", "violated", "conditions not met",
-                                          "instrument error", "not covered by the theorem"}
+def test_one_verdict_vocabulary_and_no_word_that_judges_the_paper_unasked():
+    assert {v.value for v in PaperVerdict} == {"confirmed", "consistent, not refuted", "contradicted",
+                                               "hypotheses not met", "not testable here", "instrument error",
+                                               "not a claim of the paper"}
+    assert {o.value for o in Outcome} == {"met", "failed", "inconclusive", "not tested"}
+    for path in (ROOT / "verify").rglob("*.py"):
+        text = path.read_text()
+        for retired in ("holds only in a weaker sense", "stronger reading", '"violated"', '"holds"'):
+            assert retired not in text, (path, retired)
 
 
 def test_every_claim_has_a_control_naming_existing_predictions(quick_all):
@@ -78,16 +96,19 @@ def test_readme_verdict_table_is_generated_and_complete(tmp_path):
     for claim_id in registry.claims():
         row = next((line for line in table.splitlines() if f"`{claim_id}`" in line), None)
         assert row is not None, f"README verdict table has no row for {claim_id}"
-        assert any(f"**{v.value}**" in row for v in Verdict) and ("✓" in row or "✗" in row)
+        assert any(f"**{v.value}" in row for v in PaperVerdict) and any(m in row for m in report.MARKS.values())
     # update_readme rewrites only the marked block
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"claims": [
-        {"id": "x", "paper_item": "Item", "tag": "[paper]", "verdict": "holds", "reason": "ok", "mode": "quick", "seed": 0,
-         "predictions": [{"name": "p", "met": True}]}
+        {"id": "x", "paper_item": "Item", "tag": "[paper]", "paper_verdict": "confirmed",
+         "paper_scope": "on the tested instances", "paper_reason": "ok", "mode": "quick", "seed": 0,
+         "readings": [{"name": "r", "outcome": "inconclusive"}], "sanity": [{"name": "s", "outcome": "met"}],
+         "predictions": [{"name": "p", "outcome": "met", "source": "paper", "role": "conclusion"}]}
     ]}))
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{report.README_START}\nSTALE-TABLE\n{report.README_END}\nafter\n")
     report.update_readme(readme, results)
     new = readme.read_text()
     assert new.startswith("before\n") and new.endswith("after\n") and "| `x` | Item |" in new and "p ✓" in new
+    assert "**confirmed on the tested instances**" in new and "r ?" in new and "s ✓" in new
     assert "STALE-TABLE" not in new

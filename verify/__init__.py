@@ -4,7 +4,7 @@ From Python (a notebook, say)::
 
     import verify
     result = verify.run("thm4_1", quick=True, d=8)      # settings overrides as keywords
-    result.verdict, result.predictions, result.table
+    result.paper_line, result.readings_line, result.predictions
 
 ``run`` enables float64 (``jax_enable_x64``), as the command line does, and returns the
 :class:`verify.result.Result` without writing files or printing.

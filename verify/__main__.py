@@ -1,11 +1,15 @@
 """python -m verify CLAIM [CLAIM ...] [options];  python -m verify --all [--controls];  python -m verify --list.
 
+Every run gives two verdicts per claim, never merged (verify.verdict): the paper's statement (confirmed; consistent,
+not refuted up to a range; contradicted; hypotheses not met; not testable here; not a claim of the paper) and the
+project's readings, each by name (met, failed, inconclusive, not tested).
+
 Exit status:
-  0  every claim run holds (with --control: at least one control was NOT detected, see below)
-  1  a claim is violated, its conditions are not met, or it holds only in a weaker sense; with --control, every
-     control run was detected (its
-     measured symptom was there), which is what a control is for; with --all --controls, also a control that was
-     not detected
+  0  no paper statement contradicted, no hypothesis left, nothing failed to run (readings may be not met: see
+     --strict); with --control: at least one control was NOT detected, see below
+  1  a paper statement is contradicted or its hypotheses are not met on the instances; with --strict, also a named
+     reading failed or inconclusive; with --control, every control run was detected (its measured symptom was
+     there), which is what a control is for; with --all --controls, also a control that was not detected
   2  usage error (unknown claim, control or setting, a bad --set value)
   3  any other failure: an instrument error (a calibration failed), an exception in a check, an output folder that
      cannot be written, an interruption (Ctrl-C). One line on stderr; --debug shows the traceback.
@@ -22,7 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-EXIT_HOLDS, EXIT_NOT_HOLDS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
+EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -45,13 +49,16 @@ def format_table(table: dict) -> str:
     return "\n".join(lines)
 
 
-def _mark(met: bool) -> str:
-    return "ok  " if met else "FAIL"
+_MARKS = {"met": "ok  ", "failed": "FAIL", "inconclusive": "??  ", "not tested": "--  "}
+
+
+def _mark(outcome: str) -> str:
+    return _MARKS[outcome]
 
 
 def print_result(result) -> None:
-    """The console form of a result: header, table, calibrations, conditions, predictions, verdict."""
-    from verify.verdict import Calibration, Condition, Prediction
+    """The console form of a result: header, table, calibrations, conditions, predictions, the two verdicts."""
+    from verify.verdict import Asymptotic, Calibration, Condition, Prediction
 
     header = f"{result.claim} ({result.paper_item}, {result.tag})"
     if result.control:
@@ -69,13 +76,19 @@ def print_result(result) -> None:
         if items:
             print(f"  {title}:")
         for item in items:
-            print(f"    [{_mark(item['met'])}] {cls(**item).line()}")
+            outcome = item.get("outcome") or ("met" if item["met"] else "failed")
+            print(f"    [{_mark(outcome)}] {cls(**item).line()}")
+    for a in result.asymptotic:
+        print(f"  asymptotic hypothesis: {Asymptotic(**a).line()}")
     for side in result.side_reports:
         detail = ", ".join(f"{k} {_format_cell(v)}" for k, v in side.items() if k not in ("name", "verdict", "reason"))
         print(f"  beside the claim: {side['name']}: {side['verdict']} ({side['reason']}); {detail}")
     for path in result.figures:
         print(f"  figure: {path}")
-    print(f"VERDICT {result.claim}: {result.verdict.value.upper()} -- {result.reason}")
+    print(f"PAPER {result.claim}: {result.paper_line.upper()} -- {result.paper_reason}")
+    print(f"READINGS {result.claim}: {result.readings_line}")
+    if result.sanity:
+        print(f"SANITY {result.claim} (not counted): " + "; ".join(f"{x['name']} {x['outcome']}" for x in result.sanity))
     if result.control_outcome is not None:
         outcome = result.control_outcome
         state = "DETECTED" if outcome["detected"] else "NOT DETECTED"
@@ -123,10 +136,10 @@ def _show_settings(claims, options_for) -> None:
 def _run_one(claim, options, out: Path):
     """Run one claim (or one of its controls) and write its figure into out (none after an instrument error:
     nothing was measured)."""
-    from verify.result import Verdict
+    from verify.result import PaperVerdict
 
     result = claim.run(options)
-    if result.verdict is not Verdict.INSTRUMENT_ERROR:
+    if result.paper_verdict is not PaperVerdict.INSTRUMENT_ERROR:
         result.figures = [str(p) for p in claim.plot(result, out)]
     return result
 
@@ -146,6 +159,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="override a settings field (repeatable); see --show-settings")
     parser.add_argument("--show-settings", action="store_true",
                         help="print every settings field with its value and the reason for it, and exit")
+    parser.add_argument("--strict", action="store_true",
+                        help="also exit 1 when a named reading of the project's is failed or inconclusive")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the result(s) as JSON to PATH")
     parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR", help="output folder (default out/)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
@@ -187,7 +202,7 @@ def _main(args) -> int:
             print(f"{claim.id:10s} {claim.paper_item:16s} {claim.tag}\n{'':10s} {claim.statement}")
             for name, control in claim.controls.items():
                 print(f"{'':10s}   control {name} ({control.kind}; breaks {', '.join(control.breaks)}): {control.description}")
-        return EXIT_HOLDS
+        return EXIT_OK
     if args.all and (args.claims or args.control is not None):
         raise UsageError("--all takes no claim and no --control (use --controls for every control)")
     if args.controls and not args.all:
@@ -210,7 +225,7 @@ def _main(args) -> int:
     if args.show_settings:
         control = args.control if args.control not in (None, "all") else None
         _show_settings(claims, lambda claim: options_for(claim, control))
-        return EXIT_HOLDS
+        return EXIT_OK
 
     for folder in {args.out, *([args.json.parent] if args.json else [])}:
         try:
@@ -236,27 +251,30 @@ def _main(args) -> int:
         payload = results[0].to_dict() if len(results) == 1 and args.control is None else {
             "results": [r.to_dict() for r in results]}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
-    return _exit_status(results, controls_mode=args.control is not None)
+    return _exit_status(results, controls_mode=args.control is not None, strict=args.strict)
 
 
-def _exit_status(results, *, controls_mode: bool) -> int:
-    from verify.result import Verdict
+def _exit_status(results, *, controls_mode: bool, strict: bool = False, controls=()) -> int:
+    """The exit status of the module docstring: the worst over the claims run (3 before 1 before 0)."""
+    from verify.result import exit_code
 
-    if any(r.verdict is Verdict.INSTRUMENT_ERROR for r in results):
+    codes = [exit_code(r, strict=strict) for r in results]
+    if EXIT_FAILURE in codes:
         return EXIT_FAILURE
     if controls_mode:
         undetected = [r for r in results if not r.control_outcome["detected"]]
         for r in undetected:
             print(f"CONTROL NOT DETECTED: {r.claim}/{r.control}: its named symptom was not measured", file=sys.stderr)
-        return EXIT_HOLDS if undetected else EXIT_NOT_HOLDS
-    return EXIT_HOLDS if all(r.verdict is Verdict.HOLDS for r in results) else EXIT_NOT_HOLDS
+        return EXIT_OK if undetected else EXIT_NOT_OK
+    if any(not r.control_outcome["detected"] for r in controls):
+        return EXIT_NOT_OK
+    return EXIT_NOT_OK if EXIT_NOT_OK in codes else EXIT_OK
 
 
 def _run_all(claims, args, options_for) -> int:
     from tqdm import tqdm
 
     from verify import report
-    from verify.result import Verdict
 
     jobs = [(claim, None) for claim in claims]
     if args.controls:
@@ -270,7 +288,7 @@ def _run_all(claims, args, options_for) -> int:
             stem = claim.id + (f"_control_{control}" if control else "")
             result.write_json(args.out / f"{stem}.json")
             (controls if control else results).append(result)
-            status = result.verdict.value + (f", detected: {result.control_outcome['detected']}" if control else "")
+            status = result.paper_line + (f", detected: {result.control_outcome['detected']}" if control else "")
             progress.write(f"{stem}: {status} ({result.wall_time_s:.0f} s)")
     except KeyboardInterrupt:
         progress.close()
@@ -285,14 +303,10 @@ def _run_all(claims, args, options_for) -> int:
     if args.json:
         report.write_results(results, args.json, controls=controls)
     print(f"wrote {args.out / 'results.json'} and {report.write_report(results, args.out, controls=controls)}")
-    print("SUMMARY: " + "; ".join(f"{r.claim} {r.verdict.value}" for r in results)
+    print("SUMMARY (paper | readings): " + "; ".join(f"{r.claim} {r.paper_line} | {r.readings_line}" for r in results)
           + ("; controls detected: " + ", ".join(f"{r.claim}/{r.control} {r.control_outcome['detected']}" for r in controls)
              if controls else ""))
-    if any(r.verdict is Verdict.INSTRUMENT_ERROR for r in results):
-        return EXIT_FAILURE
-    if any(r.verdict is not Verdict.HOLDS for r in results) or any(not r.control_outcome["detected"] for r in controls):
-        return EXIT_NOT_HOLDS
-    return EXIT_HOLDS
+    return _exit_status(results, controls_mode=False, strict=args.strict, controls=controls)
 
 
 if __name__ == "__main__":

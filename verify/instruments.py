@@ -22,7 +22,7 @@ import numpy as np
 from verify.verdict import Calibration, calibration
 
 __all__ = ["dense_prefix_attention", "taylor_kernel_attention", "calibrate_attention", "calibrate_taylor_remainder",
-           "calibrate_section3_model", "gamma"]
+           "calibrate_section3_model", "calibrate_initial_variance", "gamma"]
 
 UNIT_ROUNDOFF = {jnp.dtype(jnp.float64): 2.0**-53, jnp.dtype(jnp.float32): 2.0**-24}
 
@@ -173,3 +173,38 @@ def calibrate_section3_model(W, X, Y, a) -> list[Calibration]:
                     "kernels.ntk_matrix(method='sign_patterns') = (1/m) J J^T",
                     _relative_frobenius(kernels.ntk_matrix(W, X, a, method="sign_patterns"), H_auto), tolerance, reason),
     ]
+
+
+#: Non-degenerate initial scales at which the initialisation is calibrated: at sigma = 1 a wrong power of sigma
+#: (sigma^2 for sigma, sigma^4 for sigma^2) would be invisible.
+PROBE_SIGMAS = (0.5, 1.5)
+#: The false-alarm probability of the initial-variance calibration per scale (chi-square quantiles).
+VARIANCE_FALSE_ALARM = 1e-6
+
+
+def calibrate_initial_variance(key, d: int, m: int, sigmas=PROBE_SIGMAS) -> list[Calibration]:
+    """model.init_prefix_weights(key, d, m, sigma) against its law, w_r(0) ~ N(0, sigma^2 I_d) [template], at each
+    sigma of ``sigmas`` (none of them 1).
+
+    The mean square of the N = d m entries over sigma^2 is chi^2_N / N for a correct initialisation; the tolerance on
+    |mean square / sigma^2 - 1| is the farther chi-square quantile at false-alarm probability 1e-6 (about
+    5 sqrt(2 / N)). A variance sigma^4 instead of sigma^2 gives |sigma^2 - 1| = 0.75 at sigma = 0.5 and 1.25 at 1.5.
+    """
+    from scipy import stats
+
+    from ntkprefix import model
+
+    n = d * m
+    low, high = stats.chi2.ppf([VARIANCE_FALSE_ALARM / 2, 1 - VARIANCE_FALSE_ALARM / 2], n) / n
+    tolerance = float(max(1 - low, high - 1))
+    out = []
+    for sigma, k in zip(sigmas, jax.random.split(key, len(sigmas))):
+        if sigma == 1:
+            raise ValueError("calibrate the initial variance at sigma != 1: sigma = 1 hides a wrong power of sigma")
+        W = np.asarray(model.init_prefix_weights(k, d, m, sigma), np.float64)
+        out.append(calibration(
+            f"initial_variance_sigma_{sigma:g}",
+            f"mean square of the d m = {n} entries of model.init_prefix_weights at sigma = {sigma:g}, over sigma^2, is 1",
+            abs(float(np.mean(W**2)) / sigma**2 - 1), tolerance,
+            f"chi^2_N / N with N = {n}: two-sided quantiles at false-alarm probability {VARIANCE_FALSE_ALARM:g}"))
+    return out

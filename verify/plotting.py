@@ -49,8 +49,8 @@ def save(fig, out_dir: Path, stem: str) -> list[Path]:
 
 
 def result_title(result, text: str) -> str:
-    """'text: verdict', with the control named when the result is a negative control's."""
-    title = f"{text}: {result.verdict.value}"
+    """'text: paper <verdict>', with the control named when the result is a negative control's."""
+    title = f"{text}: paper {result.paper_verdict.value}"
     return title + (f"  [control: {result.control}]" if result.control else "")
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from verify import settings as settings_module
 from verify.result import Result
-from verify.verdict import Evaluation, decide
+from verify.verdict import Evaluation, Outcome, judge
 
 __all__ = ["Claim", "Control", "RunOptions", "claims", "get", "CONTROL_KINDS"]
 
@@ -61,7 +61,8 @@ class Control:
 
 
 def detect(control: Control, evaluation: Evaluation) -> dict:
-    """Whether the control's symptom was measured: every named prediction/condition failed.
+    """Whether the control's symptom was measured: every named prediction/condition FAILED (an inconclusive or
+    untested one is no symptom).
 
     A failed calibration is not a symptom (the measurements cannot be trusted): such a control is not detected.
     """
@@ -71,7 +72,8 @@ def detect(control: Control, evaluation: Evaluation) -> dict:
             symptoms.append({"name": name, "failed": False, "measured": None, "note": "instrument error"})
             continue
         item = evaluation.item(name)
-        symptoms.append({"name": name, "failed": not item.met, "line": item.line()})
+        symptoms.append({"name": name, "failed": item.outcome is Outcome.FAILED, "outcome": item.outcome.value,
+                         "line": item.line()})
     return {
         "description": control.description,
         "kind": control.kind,
@@ -94,6 +96,7 @@ class Claim:
     plot: Callable[[Result, Path], list[Path]]
     controls: dict[str, Control]
     measures_time: bool = False  # its predictions compare run times: tests assert its deterministic parts only
+    paper_claim: bool = True  # False for the project's own extensions (depth): the paper column says so
 
     def settings_for(self, options: RunOptions):
         """The settings of the options' mode, with the control's overrides, then the user's; ValueError for an
@@ -106,15 +109,17 @@ class Claim:
         return settings_module.apply_overrides(s, dict(options.overrides))
 
     def run(self, options: RunOptions) -> Result:
-        """Run the check: evaluate, decide the verdict by the shared rule, and for a control decide detection."""
+        """Run the check: evaluate, judge both columns by the shared rule, and for a control decide detection."""
         s = self.settings_for(options)
         started = time.perf_counter()
         evaluation = self.evaluate(s, options)
-        verdict, reason = decide(evaluation)
+        judgement = judge(evaluation, paper_claim=self.paper_claim)
         outcome = detect(self.controls[options.control], evaluation) if options.control is not None else None
         return Result(
             claim=self.id, paper_item=self.paper_item, tag=self.tag, statement=self.statement,
-            verdict=verdict, reason=reason,
+            paper_verdict=judgement.paper, paper_scope=judgement.paper_scope, paper_reason=judgement.paper_reason,
+            readings=list(judgement.readings), sanity=list(judgement.sanity),
+            asymptotic=[dataclasses.asdict(a) for a in evaluation.asymptotic],
             calibrations=[dataclasses.asdict(c) for c in evaluation.calibrations],
             conditions=[dataclasses.asdict(c) for c in evaluation.conditions],
             predictions=[dataclasses.asdict(p) for p in evaluation.predictions],

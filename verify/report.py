@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from verify.result import Result, to_jsonable
-from verify.verdict import Calibration, Condition, Prediction, format_number
+from verify.verdict import Asymptotic, Calibration, Condition, Prediction, format_number
 
 __all__ = ["record", "write_results", "write_report", "verdict_table", "update_readme"]
 
@@ -20,16 +20,21 @@ README_END = "<!-- verdicts:end -->"
 
 
 def record(result: Result) -> dict:
-    """One run's record: id, paper item, tag, calibrations, conditions, predictions (measured against required),
-    findings, verdict, control outcome, seed, settings, versions, wall time (the measurements stay in the claim's
-    own JSON)."""
+    """One run's record: id, paper item, tag, the two verdicts (the paper's statement; the project's readings, each
+    by name; the sanity checks apart), calibrations, conditions, predictions (measured against required, with source,
+    role, interval and outcome), asymptotic hypotheses, findings, control outcome, seed, settings, versions, wall
+    time (the measurements stay in the claim's own JSON)."""
     return {
         "id": result.claim,
         "paper_item": result.paper_item,
         "tag": result.tag,
         "statement": result.statement,
-        "verdict": result.verdict.value,
-        "reason": result.reason,
+        "paper_verdict": result.paper_verdict.value,
+        "paper_scope": result.paper_scope,
+        "paper_reason": result.paper_reason,
+        "readings": result.readings,
+        "sanity": result.sanity,
+        "asymptotic": result.asymptotic,
         "calibrations": result.calibrations,
         "conditions": result.conditions,
         "predictions": result.predictions,
@@ -55,27 +60,47 @@ def write_results(results: list[Result], path: Path, *, controls: list[Result] =
     path.write_text(json.dumps(to_jsonable(payload), indent=2) + "\n")
 
 
-def _tested(record: dict) -> str:
-    return "; ".join(f"{p['name']} {'✓' if p['met'] else '✗'}" for p in record["predictions"]) or "none (instrument error)"
+#: One mark per outcome, in the tables: met, failed, inconclusive, not tested.
+MARKS = {"met": "✓", "failed": "✗", "inconclusive": "?", "not tested": "–"}
+
+
+def _marked(items: list[dict]) -> str:
+    return "; ".join(f"{x['name']} {MARKS[x['outcome']]}" for x in items)
+
+
+def _paper_conclusions(record: dict) -> list[dict]:
+    return [p for p in record["predictions"] if p["role"] == "conclusion" and p["source"] == "paper"]
 
 
 def verdict_table(records: list[dict]) -> str:
-    """A Markdown table: claim, paper item, tag, verdict, the predictions tested (✓ met, ✗ failed), why, mode, seed."""
-    lines = ["| claim | paper item | tag | verdict | predictions tested | why | mode, seed |", "|---|---|---|---|---|---|---|"]
+    """A Markdown table with the two columns never merged: the paper's statement (its verdict and the paper
+    conclusions that decided it) and the project's readings (each by name), with the sanity checks apart (✓ met,
+    ✗ failed, ? inconclusive, – not tested), mode and seed."""
+    lines = ["| claim | paper item | the paper's statement | decided by (paper conclusions) | the project's readings | "
+             "sanity checks (not counted) | mode, seed |", "|---|---|---|---|---|---|---|"]
     for r in records:
-        why = r["reason"].replace("|", "/")
-        lines.append(f"| `{r['id']}` | {r['paper_item']} | {r['tag']} | **{r['verdict']}** | {_tested(r)} | {why} | "
-                     f"{r['mode']}, {r['seed']} |")
-    return "\n".join(lines)
+        paper = r["paper_verdict"] + (f" {r['paper_scope']}" if r.get("paper_scope") else "")
+        lines.append(f"| `{r['id']}` | {r['paper_item']} | **{paper}** | {_marked(_paper_conclusions(r)) or 'none'} | "
+                     f"{_marked(r['readings']) or 'none'} | {_marked(r['sanity']) or 'none'} | {r['mode']}, {r['seed']} |")
+    return "\n".join(lines) + "\n\n" + "✓ met, ✗ failed, ? inconclusive, – not tested (from each interval)."
 
 
 def _items_table(title: str, items: list[dict], cls) -> list[str]:
     if not items:
         return []
-    lines = [f"**{title}**", "", "| | name | measured against required |", "|---|---|---|"]
+    with_labels = cls is not Calibration
+    lines = [f"**{title}**", ""]
+    if with_labels:
+        lines += ["| outcome | name | source | role | measured against required |", "|---|---|---|---|---|"]
+    else:
+        lines += ["| | name | measured against required |", "|---|---|---|"]
     for item in items:
         line = cls(**item).line().split(": ", 1)[1].replace("|", "/")
-        lines.append(f"| {'met' if item['met'] else '**FAILED**'} | `{item['name']}` | {line} |")
+        if with_labels:
+            outcome = item["outcome"] if item["outcome"] == "met" else f"**{item['outcome'].upper()}**"
+            lines.append(f"| {outcome} | `{item['name']}` | {item['source']} | {item['role']} | {line} |")
+        else:
+            lines.append(f"| {'met' if item['met'] else '**FAILED**'} | `{item['name']}` | {line} |")
     return lines + [""]
 
 
@@ -86,17 +111,25 @@ def write_report(results: list[Result], out_dir: Path, *, controls: list[Result]
     records = [to_jsonable(record(r)) for r in results]
     parts = ["# Verification report: arXiv 2406.14036", "", verdict_table(records), ""]
     if controls:
-        parts += ["## Negative controls", "", "| claim | control | kind | must break | verdict | detected |",
+        parts += ["## Negative controls", "", "| claim | control | kind | must break | the paper's statement | detected |",
                   "|---|---|---|---|---|---|"]
         for c in controls:
             o = c.control_outcome
-            parts.append(f"| `{c.claim}` | `{c.control}` | {o['kind']} | {', '.join(o['breaks'])} | {c.verdict.value} | "
+            parts.append(f"| `{c.claim}` | `{c.control}` | {o['kind']} | {', '.join(o['breaks'])} | {c.paper_line} | "
                          f"{'**yes**' if o['detected'] else '**NO**'} |")
         parts.append("")
     for r in records:
-        parts += [f"## {r['paper_item']} (`{r['id']}`): {r['verdict']}", "",
+        paper = r["paper_verdict"] + (f" {r['paper_scope']}" if r.get("paper_scope") else "")
+        parts += [f"## {r['paper_item']} (`{r['id']}`): the paper's statement {paper}", "",
                   f"Statement as used ({r['tag']}): {r['statement']}", "",
-                  f"Verdict: **{r['verdict']}**: {r['reason']}", ""]
+                  f"**The paper's statement: {paper}.** {r['paper_reason']}", "",
+                  "**The project's readings:** " + ("; ".join(f"`{x['name']}` {x['outcome']}" for x in r["readings"])
+                                                    or "none"), ""]
+        if r["sanity"]:
+            parts += ["**Sanity checks** (true by construction or implied by another prediction; not counted): "
+                      + "; ".join(f"`{x['name']}` {x['outcome']}" for x in r["sanity"]), ""]
+        for a in r["asymptotic"]:
+            parts += [f"Asymptotic hypothesis: {Asymptotic(**a).line()}", ""]
         parts += _items_table("Calibrations", r["calibrations"], Calibration)
         parts += _items_table("Conditions", r["conditions"], Condition)
         parts += _items_table("Predictions", r["predictions"], Prediction)

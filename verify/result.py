@@ -1,4 +1,4 @@
-"""The result record of a check (the verdict vocabulary lives in :mod:`verify.verdict`); JSON in and out."""
+"""The result record of a check (the verdict vocabulary lives in :mod:`verify.verdict`); JSON in and out; exit codes."""
 
 from __future__ import annotations
 
@@ -11,24 +11,27 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from verify.verdict import Verdict
+from verify.verdict import PaperVerdict
 
-__all__ = ["Verdict", "Result", "package_versions", "exit_code", "to_jsonable", "EXIT_HOLDS", "EXIT_NOT_HOLDS",
+__all__ = ["PaperVerdict", "Result", "package_versions", "exit_code", "to_jsonable", "EXIT_OK", "EXIT_NOT_OK",
            "EXIT_USAGE", "EXIT_FAILURE"]
 
-EXIT_HOLDS = 0  # the claim holds (with --control: the controls were all detected is exit 1, see verify.__main__)
-EXIT_NOT_HOLDS = 1  # violated or conditions not met
+EXIT_OK = 0  # no paper statement contradicted, no hypothesis left, nothing failed to run (see exit_code)
+EXIT_NOT_OK = 1  # a paper statement contradicted or its hypotheses not met; with --strict also a reading not met
 EXIT_USAGE = 2  # a usage error
 EXIT_FAILURE = 3  # instrument error, I/O error, an exception in a check
 
 
-def exit_code(verdict: Verdict) -> int:
-    """0 holds; 1 violated, conditions not met (or not covered); 3 instrument error."""
-    if verdict is Verdict.HOLDS:
-        return EXIT_HOLDS
-    if verdict is Verdict.INSTRUMENT_ERROR:
+def exit_code(result: "Result", *, strict: bool = False) -> int:
+    """3 instrument error; 1 the paper's statement contradicted or its hypotheses not met, or (``strict``) a named
+    reading failed or inconclusive; 0 otherwise (confirmed, consistent, not testable here, not a claim of the paper)."""
+    if result.paper_verdict is PaperVerdict.INSTRUMENT_ERROR:
         return EXIT_FAILURE
-    return EXIT_NOT_HOLDS
+    if result.paper_verdict in (PaperVerdict.CONTRADICTED, PaperVerdict.HYPOTHESES_NOT_MET):
+        return EXIT_NOT_OK
+    if strict and any(r["outcome"] in ("failed", "inconclusive") for r in result.readings):
+        return EXIT_NOT_OK
+    return EXIT_OK
 
 
 _PACKAGES = ("jax", "jaxlib", "numpy", "scipy", "matplotlib", "neural-tangents", "hypothesis", "ntkprefix")
@@ -82,12 +85,17 @@ class Result:
       paper_item: the item of the paper (``Theorem 4.1``).
       tag: the PAPER.md tag of the statement checked.
       statement: the statement as used.
-      verdict: one of :class:`Verdict`, computed by :func:`verify.verdict.decide` from the three lists below.
-      reason: one line saying why (what failed, measured against required), then the check's summary.
+      paper_verdict: the verdict on the paper's statement (:class:`~verify.verdict.PaperVerdict`), computed by
+        :func:`verify.verdict.judge` from paper-sourced conclusions only; paper_scope: the range it speaks for;
+        paper_reason: what decided it, then the check's summary.
+      readings: the project's readings, each by name with its outcome, source, role and free choices (never merged
+        into the paper's verdict); sanity: the sanity checks (listed, never counted as tests).
+      asymptotic: the asymptotic hypotheses (tested range, template's value, extrapolated value).
       calibrations: each instrument against its independent route (name, statement, discrepancy, tolerance, met).
-      conditions: each hypothesis of the claim measured on the instances (name, statement, measured, required, met).
-      predictions: each consequence of the claim (name, statement, measured, uncertainty, relation, threshold,
-        met, points checked and not checked).
+      conditions: each hypothesis measured on the instances (name, statement, measured, required, outcome,
+        source, role).
+      predictions: each consequence (name, statement, measured, interval and its kind, relation, threshold,
+        outcome, source, role, points checked and not checked, what would decide it, free choices).
       findings: reported quantities that decide nothing (fits for context, slack against the template, ...).
       measurements: one dict per measured point.
       table: ``{"columns": [...], "rows": [[...], ...]}`` for the console.
@@ -102,14 +110,18 @@ class Result:
     paper_item: str
     tag: str
     statement: str
-    verdict: Verdict
-    reason: str
+    paper_verdict: PaperVerdict
+    paper_scope: str
+    paper_reason: str
+    readings: list[dict]
+    sanity: list[dict]
     calibrations: list[dict]
     conditions: list[dict]
     predictions: list[dict]
     findings: dict
     measurements: list[dict]
     table: dict
+    asymptotic: list[dict] = dataclasses.field(default_factory=list)
     side_reports: list[dict] = dataclasses.field(default_factory=list)
     settings: dict = dataclasses.field(default_factory=dict)
     overrides: dict = dataclasses.field(default_factory=dict)
@@ -129,9 +141,19 @@ class Result:
         raise KeyError(f"{self.claim} has no condition or prediction named {name!r}")
 
     @property
-    def failed(self) -> list[str]:
-        """Names of the conditions not met and predictions failed."""
-        return [x["name"] for x in (*self.conditions, *self.predictions) if not x["met"]]
+    def paper_line(self) -> str:
+        """The paper column in words: the verdict and its scope ("consistent, not refuted up to m = 65536")."""
+        return self.paper_verdict.value + (f" {self.paper_scope}" if self.paper_scope else "")
+
+    @property
+    def readings_line(self) -> str:
+        """The readings column in words: each reading by name with its outcome."""
+        return "; ".join(f"{r['name']} {r['outcome']}" for r in self.readings) or "none"
+
+    @property
+    def not_met(self) -> list[str]:
+        """Names of the conditions and predictions whose outcome is not met (failed, inconclusive, not tested)."""
+        return [x["name"] for x in (*self.conditions, *self.predictions) if x["outcome"] != "met"]
 
     def to_dict(self) -> dict:
         return to_jsonable(dataclasses.asdict(self))
@@ -144,5 +166,5 @@ class Result:
     @classmethod
     def from_dict(cls, data: dict) -> "Result":
         data = _from_jsonable(dict(data))
-        data["verdict"] = Verdict(data["verdict"])
+        data["paper_verdict"] = PaperVerdict(data["paper_verdict"])
         return cls(**data)

@@ -1,21 +1,42 @@
-"""The shape of every check: conditions, predictions and calibrations, and the ONE rule that turns them into a verdict.
+"""The shape of every check (calibrations, conditions, predictions) and the ONE rule that turns them into two verdicts.
 
 A check measures; it never writes its own verdict. It returns an :class:`Evaluation` holding
 
-* **calibrations**: its instruments (closed forms, fast paths) compared with an independent route on its first
-  instance. Any failed calibration makes the verdict ``instrument error`` (exit 3): the measurements cannot be
-  trusted, so nothing is concluded about the claim.
-* **conditions**: what the claim assumes, each measured on the instances (value, requirement, met).
-* **predictions**: what the claim implies, each with the measured value (and its uncertainty where it is a fit or a
-  fraction), the threshold fixed in the settings before the run, and whether it was met. A prediction is either of
-  the claim **as stated** (its failure refutes the claim on these instances) or of a **stronger reading** the project
-  derived (for example an asymptotic efficiency read at finite m): its failure says the claim holds only in a weaker
-  sense than that reading.
+* **calibrations**: its instruments compared with an independent route on its first instance. A failed calibration
+  makes both verdicts ``instrument error`` (exit 3): the measurements cannot be trusted.
+* **conditions**: the claim's hypotheses as measured on the instances, each with its ``source`` (the PAPER.md tag of
+  the hypothesis AND of every constant in it) and ``role``: ``hypothesis`` (the claim's own hypothesis, possibly
+  operationalised) or ``reading`` (a rule of the project's, e.g. an m0 rule for "m large enough").
+* **asymptotic hypotheses** ("m large enough", Omega, o(.), 1/poly): recorded, never "met" or "failed" at a finite m:
+  the tested range, the template's value and, where a measured trend allows, the extrapolated value.
+* **predictions**: what the claim implies, each with
+  - ``source``: ``paper`` only when the words AND every constant, threshold, schedule or law in it are the paper's;
+    ``template`` or ``derived`` otherwise;
+  - ``role``: ``conclusion`` (what the claim concludes), ``proof step`` (an intermediate of its proof),
+    ``reading`` (a sharper or finite-m form the project derived) or ``sanity`` (true by construction or implied by
+    another prediction: listed, never counted as a test);
+  - a measured value with its **interval** (a confidence interval, a fit's interval, or the value itself where it is
+    exact) and a threshold fixed before the run, and the three-valued **outcome** decided from the interval, never
+    from the point estimate: ``met`` (the whole interval on the right side), ``failed`` (the whole interval on the
+    wrong side), ``inconclusive`` (it straddles; ``to_decide`` says how many more seeds or points would decide), or
+    ``not tested`` (the quantity could not be formed: a fit on fewer than two points, only vacuous points), with the
+    reason.
 
-:func:`decide` applies the rule: a failed calibration -> instrument error; a condition not met -> conditions not
-met; a prediction of the claim as stated failed -> violated; a prediction of a stronger reading failed -> holds only
-in a weaker sense; otherwise holds. "holds" therefore means that every prediction was tested and met. The comparison of a measured value with its threshold is also made here (:func:`at_most`, :func:`at_least`,
-:func:`no_failures`), so that every check compares in the same way and prints measured against required.
+:func:`judge` applies the rule and returns two verdicts that are never merged:
+
+* **the paper's statement**, from ``paper``-sourced conclusions only (see :class:`PaperVerdict`): a check with none
+  is ``not testable here``; a hypothesis not met on the instances gives ``hypotheses not met``; a paper conclusion
+  failed on instances meeting every hypothesis gives ``contradicted``, except that where a hypothesis is asymptotic
+  or only a project's reading of the paper's, a failure at the tested scale cannot refute the paper: only a
+  ``trend`` prediction failing can; every paper conclusion met gives ``confirmed`` when every hypothesis is the
+  paper's own and finite, and ``consistent, not refuted`` (up to the tested range) otherwise, as it does when a paper
+  conclusion is inconclusive;
+* **the project's readings**, each by name with its outcome: every counted prediction that is not a paper conclusion
+  (readings, proof steps, conclusions whose constants are the template's or ours) and every condition of role
+  ``reading``.
+
+The comparison of a measured value with its threshold is made here too (:func:`at_most`, :func:`at_least`,
+:func:`no_failures`, :func:`probability_at_least`), so that every check compares in the same way.
 """
 
 from __future__ import annotations
@@ -25,31 +46,59 @@ import enum
 import math
 from typing import Any
 
+from verify.fitting import failure_free_runs_needed, one_sided_clopper_pearson
+
 __all__ = [
-    "Verdict",
+    "Outcome",
+    "PaperVerdict",
+    "SOURCES",
+    "NOT_COVERED",
+    "ROLES",
+    "CONDITION_ROLES",
     "Condition",
     "Prediction",
     "Calibration",
+    "Asymptotic",
     "Evaluation",
+    "Judgement",
     "condition",
     "at_most",
     "at_least",
     "no_failures",
+    "probability_at_least",
+    "asymptotic",
     "calibration",
-    "decide",
+    "judge",
     "format_number",
+    "more_samples_to_decide",
 ]
 
+SOURCES = ("paper", "template", "derived")
+#: The word of a side report about a path the claim does not cover (the authors' ELU+1 code): reported, never judged.
+NOT_COVERED = "not covered by the theorem"
+ROLES = ("conclusion", "proof step", "reading", "sanity")
+CONDITION_ROLES = ("hypothesis", "reading")
 
-class Verdict(str, enum.Enum):
-    """What a check concludes about its claim."""
 
-    HOLDS = "holds"  # every calibration passed, every condition met, every prediction tested and met
-    VIOLATED = "violated"  # conditions met, and a prediction measurably failed
-    CONDITIONS_NOT_MET = "conditions not met"  # the instances break the claim's hypotheses: the claim says nothing
-    INSTRUMENT_ERROR = "instrument error"  # a calibration failed: the measurements cannot be trusted
-    HOLDS_WEAKER = "holds only in a weaker sense"  # every prediction of the claim as stated met; a stronger reading failed
-    NOT_COVERED = "not covered by the theorem"  # reported beside a claim (e.g. the ELU+1 path), never asserted
+class Outcome(str, enum.Enum):
+    """The outcome of one condition or prediction, decided from its interval."""
+
+    MET = "met"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    NOT_TESTED = "not tested"
+
+
+class PaperVerdict(str, enum.Enum):
+    """What a run says about the paper's statement (from ``paper``-sourced conclusions only)."""
+
+    CONFIRMED = "confirmed"  # every paper conclusion met, every hypothesis the paper's own and met
+    CONSISTENT = "consistent, not refuted"  # up to the tested range: asymptotic hypotheses, or inconclusive
+    CONTRADICTED = "contradicted"  # a paper conclusion failed beyond measurement error on instances meeting the hypotheses
+    HYPOTHESES_NOT_MET = "hypotheses not met"  # the instances leave a hypothesis: the claim says nothing about them
+    NOT_TESTABLE = "not testable here"  # no paper conclusion that a planted fault or control can make fail
+    INSTRUMENT_ERROR = "instrument error"  # a calibration failed: nothing is concluded
+    NOT_A_CLAIM = "not a claim of the paper"  # the project's own extension (depth)
 
 
 def format_number(x: Any) -> str:
@@ -65,51 +114,65 @@ def format_number(x: Any) -> str:
     return f"{x:.4g}"
 
 
+def _check_label(kind: str, value: str, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{kind} must be one of {allowed}, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Condition:
-    """A hypothesis of the claim, measured on the instances.
+    """A hypothesis of the claim (or a reading of one), measured on the instances.
 
     Attributes:
       name: identifier (controls name the conditions they break).
-      statement: what the claim assumes, in words.
+      statement: what is assumed, in words.
       measured: the value measured on the instances.
-      required: the requirement, in words ("<= 1", "> 0", "attained within 1e-12").
-      met: whether the measured value meets the requirement.
+      required: the requirement, in words ("<= 1", "> 0").
+      outcome: ``met`` or ``failed`` (a condition is measured exactly on the instances).
+      source: the tag of the hypothesis and of every constant in it (``paper``, ``template``, ``derived``).
+      role: ``hypothesis`` (the claim's own, possibly operationalised) or ``reading`` (a rule of the project's).
     """
 
     name: str
     statement: str
     measured: Any
     required: str
-    met: bool
+    outcome: Outcome
+    source: str = "paper"
+    role: str = "hypothesis"
+
+    def __post_init__(self):
+        _check_label("source", self.source, SOURCES)
+        _check_label("condition role", self.role, CONDITION_ROLES)
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
+
+    @property
+    def met(self) -> bool:
+        return self.outcome is Outcome.MET
 
     def line(self) -> str:
-        return f"{self.name}: measured {format_number(self.measured)}, required {self.required}"
-
-
-READINGS = ("stated", "stronger")
+        return f"{self.name} [{self.source} {self.role}]: measured {format_number(self.measured)}, required {self.required}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """A consequence of the claim, compared with a threshold fixed before the run.
+    """A consequence of the claim, compared with a threshold fixed before the run (see the module docstring).
 
     Attributes:
-      name: identifier (controls name the predictions whose failure is their symptom).
-      statement: what the claim implies, in words.
-      measured: the measured value (a fitted exponent, a worst ratio, a count, ...).
-      uncertainty: its standard error or interval half-width, where it is a fit or a fraction (else None).
-      uncertainty_kind: what ``uncertainty`` is ("standard error", "95% Clopper-Pearson", ...).
-      compared: the number actually compared with the threshold (``measured`` unless stated, e.g. an upper
-        confidence bound).
-      compared_as: what ``compared`` is, in words ("estimate", "upper end of the 95% interval").
-      relation: "<=" or ">=".
-      threshold: the threshold, fixed in the settings before the run.
-      met: whether ``compared relation threshold`` holds (False for a non-finite compared value).
-      checked: how many measured points the prediction was tested on; ``not_checked`` points where the quantity
-        it needs was vacuous (an infinite bound, eps >= 1) and which were therefore not counted as passes.
-      reading: "stated" (a consequence of the claim as stated) or "stronger" (of a stronger reading derived by the
-        project; see the module docstring).
+      name, statement: identifier and what is implied, in words.
+      measured: the point estimate (a fitted exponent, a worst ratio, a count, a fraction).
+      relation, threshold: "<=" or ">=", and the threshold fixed in the settings before the run.
+      outcome: met / failed / inconclusive / not tested, from ``interval``.
+      source, role: see the module docstring.
+      interval: [low, high] that decided the outcome (the measured value twice where it is exact).
+      interval_kind: what the interval is ("exact", "95% one-sided Clopper-Pearson", "slope +- 3 standard errors").
+      checked, not_checked: points the prediction was tested on, and vacuous points not counted as passes.
+      to_decide: for an inconclusive outcome, what would decide it (how many more seeds or points).
+      not_tested_reason: why the quantity could not be formed (``not tested`` only).
+      trend: whether it tests the direction of a trend in the asymptotic parameter (the only kind of failure that
+        can contradict a claim whose hypotheses are asymptotic).
+      free_choices: the project's choices it depends on (settings names with their values), and where a choice is
+        known to flip it, the range that flips it.
     """
 
     name: str
@@ -117,30 +180,51 @@ class Prediction:
     measured: Any
     relation: str
     threshold: float
-    met: bool
-    uncertainty: float | None = None
-    uncertainty_kind: str | None = None
-    compared: float | None = None
-    compared_as: str = "estimate"
+    outcome: Outcome
+    source: str
+    role: str
+    interval: tuple[float, float] | None = None
+    interval_kind: str = "exact"
     checked: int | None = None
     not_checked: int = 0
-    reading: str = "stated"
+    to_decide: str | None = None
+    not_tested_reason: str | None = None
+    trend: bool = False
+    free_choices: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.reading not in READINGS:
-            raise ValueError(f"reading must be one of {READINGS}, got {self.reading!r}")
+        _check_label("source", self.source, SOURCES)
+        _check_label("role", self.role, ROLES)
+        if self.relation not in ("<=", ">="):
+            raise ValueError(f"relation must be '<=' or '>=', got {self.relation!r}")
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
+        if self.interval is not None:
+            object.__setattr__(self, "interval", tuple(float(v) for v in self.interval))
+        object.__setattr__(self, "free_choices", tuple(self.free_choices))
+
+    @property
+    def met(self) -> bool:
+        return self.outcome is Outcome.MET
+
+    @property
+    def counted(self) -> bool:
+        """Whether it counts as a test (a sanity check is listed, never counted)."""
+        return self.role != "sanity"
 
     def line(self) -> str:
         value = format_number(self.measured)
-        if self.uncertainty is not None and math.isfinite(self.uncertainty):
-            value += f" +- {format_number(self.uncertainty)} ({self.uncertainty_kind})"
-        if self.compared is not None and self.compared_as != "estimate":
-            value += f"; compared: {self.compared_as} {format_number(self.compared)}"
+        if self.interval is not None and self.interval_kind != "exact":
+            value += f" [{format_number(self.interval[0])}, {format_number(self.interval[1])}] ({self.interval_kind})"
         points = ""
         if self.checked is not None:
             points = f" [{self.checked} points checked, {self.not_checked} not checked]"
-        stronger = " (stronger reading)" if self.reading == "stronger" else ""
-        return f"{self.name}{stronger}: measured {value}, required {self.relation} {format_number(self.threshold)}{points}"
+        text = (f"{self.name} [{self.source} {self.role}]: measured {value}, required {self.relation} "
+                f"{format_number(self.threshold)}{points}")
+        if self.outcome is Outcome.NOT_TESTED:
+            text += f"; not tested: {self.not_tested_reason}"
+        if self.outcome is Outcome.INCONCLUSIVE and self.to_decide:
+            text += f"; inconclusive: {self.to_decide}"
+        return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,54 +250,158 @@ class Calibration:
                 f"({self.tolerance_reason})")
 
 
-def condition(name: str, statement: str, measured: Any, required: str, met: bool) -> Condition:
+@dataclasses.dataclass(frozen=True)
+class Asymptotic:
+    """A hypothesis with hidden constants ("m large enough", Omega, o(.), 1/poly): never met or failed at a finite m.
+
+    Attributes:
+      name, statement: identifier and the hypothesis in the paper's words.
+      tested: the range the check reached ("m = 2^10 .. 2^16").
+      template: the template's (or a derived) value of the threshold, where one exists, else None.
+      extrapolated: where a measured trend puts the threshold, where one allows it, else None.
+    """
+
+    name: str
+    statement: str
+    tested: str
+    template: str | None = None
+    extrapolated: str | None = None
+
+    def line(self) -> str:
+        text = f"{self.name} (asymptotic: {self.statement}): tested {self.tested}"
+        if self.template:
+            text += f"; template's value {self.template}"
+        if self.extrapolated:
+            text += f"; extrapolated {self.extrapolated}"
+        return text
+
+
+def condition(name: str, statement: str, measured: Any, required: str, met: bool, *, source: str = "paper",
+              role: str = "hypothesis") -> Condition:
     """A measured condition (``met`` is computed by the caller from the measured value, e.g. ``x <= 1``)."""
-    return Condition(name, statement, measured, required, bool(met))
+    return Condition(name, statement, measured, required, Outcome.MET if met else Outcome.FAILED, source, role)
+
+
+def asymptotic(name: str, statement: str, tested: str, *, template: str | None = None,
+               extrapolated: str | None = None) -> Asymptotic:
+    """Record an asymptotic hypothesis (see :class:`Asymptotic`)."""
+    return Asymptotic(name, statement, tested, template, extrapolated)
 
 
 def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _compare(name, statement, measured, relation, threshold, compared, **kw) -> Prediction:
-    value = measured if compared is None else compared
-    if not _finite(value):
-        met = False
+def more_samples_to_decide(samples: int, half_width: float, distance: float) -> int | None:
+    """How many more samples would shrink an interval's half-width below its centre's distance to the threshold,
+    were the spread to stay as measured (half-width ~ 1/sqrt(samples)); None when it cannot be said."""
+    if not (samples and _finite(half_width) and _finite(distance)) or half_width <= 0 or distance <= 0:
+        return None
+    return max(1, math.ceil(samples * (half_width / distance) ** 2) - samples)
+
+
+def _outcome(relation: str, threshold: float, interval: tuple[float, float]) -> Outcome:
+    low, high = interval
+    if relation == "<=":
+        if high <= threshold:
+            return Outcome.MET
+        return Outcome.FAILED if low > threshold else Outcome.INCONCLUSIVE
+    if low >= threshold:
+        return Outcome.MET
+    return Outcome.FAILED if high < threshold else Outcome.INCONCLUSIVE
+
+
+def _compare(name, statement, measured, relation, threshold, *, source, role, interval, interval_kind, samples,
+             sample_unit, not_tested, trend, free_choices, checked, not_checked) -> Prediction:
+    kw = dict(source=source, role=role, checked=checked, not_checked=not_checked, trend=trend, free_choices=free_choices)
+    if not_tested:
+        return Prediction(name, statement, measured, relation, float(threshold), Outcome.NOT_TESTED,
+                          interval=None, interval_kind=interval_kind, not_tested_reason=not_tested, **kw)
+    if interval is None:
+        interval, interval_kind = (measured, measured), "exact"
+    interval = tuple(float(v) for v in interval)
+    if not _finite(measured):  # a diverged or undefined measurement: never a pass
+        outcome = Outcome.FAILED
+    elif not all(math.isfinite(v) for v in interval):  # a finite estimate whose interval is undefined
+        outcome = Outcome.INCONCLUSIVE
     else:
-        met = value <= threshold if relation == "<=" else value >= threshold
-    return Prediction(name, statement, measured, relation, float(threshold), bool(met), compared=compared, **kw)
+        outcome = _outcome(relation, threshold, interval)
+    to_decide = None
+    if outcome is Outcome.INCONCLUSIVE:
+        half = (interval[1] - interval[0]) / 2
+        more = more_samples_to_decide(samples or 0, half, abs(measured - threshold))
+        to_decide = (f"about {more} more {sample_unit} (at the measured spread)" if more is not None
+                     else f"more {sample_unit} (the interval straddles the threshold)")
+    return Prediction(name, statement, measured, relation, float(threshold), outcome, interval=tuple(interval),
+                      interval_kind=interval_kind, to_decide=to_decide, **kw)
 
 
-def at_most(name: str, statement: str, measured: float, threshold: float, *, compared: float | None = None,
-            compared_as: str = "estimate", uncertainty: float | None = None, uncertainty_kind: str | None = None,
-            checked: int | None = None, not_checked: int = 0, reading: str = "stated") -> Prediction:
-    """Prediction ``compared <= threshold`` (compared defaults to measured; non-finite never meets it)."""
-    return _compare(name, statement, measured, "<=", threshold, compared, compared_as=compared_as,
-                    uncertainty=uncertainty, uncertainty_kind=uncertainty_kind, checked=checked, not_checked=not_checked,
-                    reading=reading)
+def at_most(name: str, statement: str, measured: float, threshold: float, *, source: str, role: str,
+            interval: tuple[float, float] | None = None, interval_kind: str = "exact", samples: int | None = None,
+            sample_unit: str = "seeds", not_tested: str | None = None, trend: bool = False,
+            free_choices: tuple[str, ...] = (), checked: int | None = None, not_checked: int = 0) -> Prediction:
+    """Prediction ``measured <= threshold`` decided from ``interval`` (the value itself where it is exact): met when
+    its upper end is <= threshold, failed when its lower end is above, inconclusive otherwise. ``samples``: how many
+    independent samples (``sample_unit``) the interval rests on, to say how many more would decide it.
+    ``not_tested``: the reason the quantity could not be formed."""
+    return _compare(name, statement, measured, "<=", threshold, source=source, role=role, interval=interval,
+                    interval_kind=interval_kind, samples=samples, sample_unit=sample_unit, not_tested=not_tested,
+                    trend=trend, free_choices=free_choices, checked=checked, not_checked=not_checked)
 
 
-def at_least(name: str, statement: str, measured: float, threshold: float, *, compared: float | None = None,
-             compared_as: str = "estimate", uncertainty: float | None = None, uncertainty_kind: str | None = None,
-             checked: int | None = None, not_checked: int = 0, reading: str = "stated") -> Prediction:
-    """Prediction ``compared >= threshold`` (compared defaults to measured; non-finite never meets it)."""
-    return _compare(name, statement, measured, ">=", threshold, compared, compared_as=compared_as,
-                    uncertainty=uncertainty, uncertainty_kind=uncertainty_kind, checked=checked, not_checked=not_checked,
-                    reading=reading)
+def at_least(name: str, statement: str, measured: float, threshold: float, *, source: str, role: str,
+             interval: tuple[float, float] | None = None, interval_kind: str = "exact", samples: int | None = None,
+             sample_unit: str = "seeds", not_tested: str | None = None, trend: bool = False,
+             free_choices: tuple[str, ...] = (), checked: int | None = None, not_checked: int = 0) -> Prediction:
+    """Prediction ``measured >= threshold``, decided from ``interval`` as :func:`at_most` is."""
+    return _compare(name, statement, measured, ">=", threshold, source=source, role=role, interval=interval,
+                    interval_kind=interval_kind, samples=samples, sample_unit=sample_unit, not_tested=not_tested,
+                    trend=trend, free_choices=free_choices, checked=checked, not_checked=not_checked)
 
 
-def no_failures(name: str, statement: str, *, failures: int, checked: int, not_checked: int = 0,
-                min_checked: int = 1) -> Prediction:
-    """Prediction that a "for every point" statement held at every checked point.
+def no_failures(name: str, statement: str, *, failures: int, checked: int, source: str, role: str,
+                not_checked: int = 0, min_checked: int = 1, free_choices: tuple[str, ...] = ()) -> Prediction:
+    """Prediction that a "for every point" statement held at every checked point (each point compared exactly).
 
-    ``measured`` is the number of checked points where it failed; it is met when that number is 0 AND at least
-    ``min_checked`` points were checked (vacuous points are reported as not checked, never counted as passes).
+    ``measured`` is the number of checked points where it failed: met when 0, failed when any; ``not tested`` when
+    fewer than ``min_checked`` non-vacuous points were checked (vacuous points are never counted as passes).
     """
-    met = failures == 0 and checked >= min_checked
     statement = f"{statement} (needs >= {min_checked} non-vacuous points)"
-    return Prediction(name, statement, int(failures), "<=", 0.0, bool(met), checked=int(checked),
-                      not_checked=int(not_checked), compared=float(failures) if checked >= min_checked else math.inf,
-                      compared_as="failures" if checked >= min_checked else f"too few points checked ({checked})")
+    kw = dict(source=source, role=role, checked=int(checked), not_checked=int(not_checked), free_choices=free_choices)
+    if checked < min_checked:
+        return Prediction(name, statement, int(failures), "<=", 0.0, Outcome.NOT_TESTED, interval_kind="count",
+                          not_tested_reason=f"only {checked} non-vacuous points (needs {min_checked})", **kw)
+    outcome = Outcome.MET if failures == 0 else Outcome.FAILED
+    return Prediction(name, statement, int(failures), "<=", 0.0, outcome, interval=(failures, failures),
+                      interval_kind="count", **kw)
+
+
+def probability_at_least(name: str, statement: str, *, successes: int, trials: int, target: float, source: str,
+                         role: str, confidence: float = 0.95, free_choices: tuple[str, ...] = ()) -> Prediction:
+    """Prediction "P >= target" from ``successes`` of ``trials`` independent runs, by one-sided Clopper-Pearson
+    bounds at ``confidence``: confirmed only when the LOWER bound reaches the target, refuted only when the UPPER
+    bound is below it, inconclusive otherwise (with the failure-free runs that would confirm it)."""
+    if trials <= 0:
+        return Prediction(name, statement, math.nan, ">=", float(target), Outcome.NOT_TESTED, source=source, role=role,
+                          not_tested_reason="no runs", free_choices=free_choices)
+    low = one_sided_clopper_pearson(successes, trials, confidence, "lower")
+    high = one_sided_clopper_pearson(successes, trials, confidence, "upper")
+    if low >= target:
+        outcome = Outcome.MET
+    elif high < target:
+        outcome = Outcome.FAILED
+    else:
+        outcome = Outcome.INCONCLUSIVE
+    to_decide = None
+    if outcome is Outcome.INCONCLUSIVE:
+        more = failure_free_runs_needed(successes, trials, target, confidence)
+        to_decide = (f"{more} more failure-free runs would confirm it ({successes + more}/{trials + more}; "
+                     f"{failure_free_runs_needed(0, 0, target, confidence)} failure-free runs in all from none)"
+                     if more is not None else "cannot be confirmed at this target")
+    return Prediction(name, f"{statement} ({successes}/{trials} runs)", successes / trials, ">=", float(target),
+                      outcome, source=source, role=role, interval=(low, high),
+                      interval_kind=f"{confidence:.0%} one-sided Clopper-Pearson bounds", checked=int(trials),
+                      to_decide=to_decide, free_choices=free_choices)
 
 
 def calibration(name: str, statement: str, discrepancy: float, tolerance: float, tolerance_reason: str) -> Calibration:
@@ -225,10 +413,11 @@ def calibration(name: str, statement: str, discrepancy: float, tolerance: float,
 
 @dataclasses.dataclass
 class Evaluation:
-    """What a check returns: its calibrations, conditions and predictions, and what it measured.
+    """What a check returns: its calibrations, conditions, asymptotic hypotheses and predictions, and what it measured.
 
-    ``summary`` is one line of the key numbers, appended to the verdict's reason. ``findings`` holds reported
-    quantities that decide nothing (fits shown for context, template slack, extrapolations).
+    ``tested_range`` names the range reached ("m = 2^10 .. 2^16"), for the paper column. ``summary`` is one line of
+    the key numbers. ``findings`` holds reported quantities that decide nothing (fits shown for context, template
+    slack, extrapolations).
     """
 
     calibrations: list[Calibration]
@@ -239,6 +428,8 @@ class Evaluation:
     measurements: list[dict] = dataclasses.field(default_factory=list)
     table: dict = dataclasses.field(default_factory=lambda: {"columns": [], "rows": []})
     side_reports: list[dict] = dataclasses.field(default_factory=list)
+    asymptotic: list[Asymptotic] = dataclasses.field(default_factory=list)
+    tested_range: str = ""
 
     @classmethod
     def instrument_error(cls, calibrations: list[Calibration]) -> "Evaluation":
@@ -259,24 +450,100 @@ class Evaluation:
         raise KeyError(f"no condition or prediction named {name!r}; known: {', '.join(known)}")
 
 
-def decide(evaluation: Evaluation) -> tuple[Verdict, str]:
-    """The verdict rule, the same for every check, and a one-line reason listing what decided it."""
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    """The two verdicts of one run, never merged.
+
+    Attributes:
+      paper: the verdict on the paper's statement. paper_scope: the range it speaks for ("up to m = 65536").
+      paper_reason: what decided it (the paper conclusions and hypotheses, measured against required).
+      readings: one record per reading (name, outcome, source, role, line, free choices).
+      sanity: the sanity checks (listed, never counted), name and outcome.
+    """
+
+    paper: PaperVerdict
+    paper_scope: str
+    paper_reason: str
+    readings: tuple[dict, ...]
+    sanity: tuple[dict, ...]
+
+    @property
+    def readings_summary(self) -> str:
+        if not self.readings:
+            return "none"
+        counts = {}
+        for r in self.readings:
+            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+        order = [o.value for o in Outcome]
+        return ", ".join(f"{counts[o]} {o}" for o in order if o in counts)
+
+
+def _reading_record(x: Condition | Prediction) -> dict:
+    return {"name": x.name, "kind": "condition" if isinstance(x, Condition) else "prediction",
+            "outcome": x.outcome.value, "source": x.source, "role": x.role, "line": x.line(),
+            "free_choices": list(getattr(x, "free_choices", ()))}
+
+
+def is_paper_conclusion(p: Prediction) -> bool:
+    return p.role == "conclusion" and p.source == "paper"
+
+
+def judge(evaluation: Evaluation, *, paper_claim: bool = True) -> Judgement:
+    """The verdict rule, the same for every check (see the module docstring)."""
+    summary = f" | {evaluation.summary}" if evaluation.summary else ""
     failed_calibrations = [c for c in evaluation.calibrations if not c.met]
     if failed_calibrations:
-        return Verdict.INSTRUMENT_ERROR, "calibration failed: " + "; ".join(c.line() for c in failed_calibrations)
-    if not any(p.reading == "stated" for p in evaluation.predictions):
-        raise ValueError("a check must state at least one prediction of the claim as stated")
-    summary = f" | {evaluation.summary}" if evaluation.summary else ""
-    unmet = [c for c in evaluation.conditions if not c.met]
-    failed = [p for p in evaluation.predictions if not p.met]
+        reason = "calibration failed: " + "; ".join(c.line() for c in failed_calibrations)
+        return Judgement(PaperVerdict.INSTRUMENT_ERROR, "", reason, (), ())
+    readings = tuple(_reading_record(x) for x in (*evaluation.conditions, *evaluation.predictions)
+                     if (isinstance(x, Condition) and x.role == "reading")
+                     or (isinstance(x, Prediction) and x.counted and not is_paper_conclusion(x)))
+    sanity = tuple({"name": p.name, "outcome": p.outcome.value, "line": p.line()}
+                   for p in evaluation.predictions if not p.counted)
+    scope = f"up to {evaluation.tested_range}" if evaluation.tested_range else "on the tested instances"
+
+    def done(verdict: PaperVerdict, reason: str, scope_: str = "") -> Judgement:
+        return Judgement(verdict, scope_, reason + summary, readings, sanity)
+
+    if not paper_claim:
+        return done(PaperVerdict.NOT_A_CLAIM, "the project's own extension: the paper states nothing to test")
+    conclusions = [p for p in evaluation.predictions if is_paper_conclusion(p)]
+    untested = [p for p in conclusions if p.outcome is Outcome.NOT_TESTED]
+    conclusions = [p for p in conclusions if p.outcome is not Outcome.NOT_TESTED]
+    hypotheses = [c for c in evaluation.conditions if c.role == "hypothesis"]
+    asymptotic_lines = "; ".join(a.line() for a in evaluation.asymptotic)
+    if not conclusions:
+        why = ("the paper's conclusions could not be formed: " + "; ".join(p.line() for p in untested) if untested else
+               "no conclusion whose words and constants are all the paper's: every prediction is a reading, a proof "
+               "step or a sanity check")
+        return done(PaperVerdict.NOT_TESTABLE, why + (f"; {asymptotic_lines}" if asymptotic_lines else ""))
+    unmet = [c for c in hypotheses if not c.met]
     if unmet:
-        also = f"; predictions failed: {', '.join(p.name for p in failed)}" if failed else ""
-        return Verdict.CONDITIONS_NOT_MET, "conditions not met: " + "; ".join(c.line() for c in unmet) + also + summary
-    stated = [p for p in failed if p.reading == "stated"]
-    if stated:
-        return Verdict.VIOLATED, "failed: " + "; ".join(p.line() for p in failed) + summary
+        return done(PaperVerdict.HYPOTHESES_NOT_MET, "hypotheses not met: " + "; ".join(c.line() for c in unmet))
+    # A failure at the tested scale refutes the paper only if every hypothesis is the paper's own, finite and met;
+    # otherwise (asymptotic hypotheses, or hypotheses read through the project's operationalisation) only a trend can.
+    exact = not evaluation.asymptotic and all(c.source == "paper" for c in hypotheses)
+    failed = [p for p in conclusions if p.outcome is Outcome.FAILED]
+    decisive = [p for p in failed if exact or p.trend]
+    if decisive:
+        return done(PaperVerdict.CONTRADICTED, "failed on instances meeting the hypotheses: "
+                    + "; ".join(p.line() for p in decisive), scope)
+    met = [p for p in conclusions if p.met]
+    open_ = [p for p in conclusions if not p.met]
+    parts = [f"{len(met)} of {len(conclusions)} paper conclusions met"]
     if failed:
-        n_stated = sum(p.reading == "stated" for p in evaluation.predictions)
-        return Verdict.HOLDS_WEAKER, (f"all {n_stated} predictions of the claim as stated met; a stronger reading "
-                                      "failed: " + "; ".join(p.line() for p in failed) + summary)
-    return Verdict.HOLDS, f"all {len(evaluation.predictions)} predictions met" + summary
+        parts.append("failed at the tested scale, which cannot refute an asymptotic statement: "
+                     + "; ".join(p.line() for p in failed))
+    others = [p for p in open_ if p not in failed]
+    if others:
+        parts.append("; ".join(p.line() for p in others))
+    if untested:
+        parts.append("not tested: " + "; ".join(p.line() for p in untested))
+    if asymptotic_lines:
+        parts.append(asymptotic_lines)
+    not_exact = [c.name for c in hypotheses if c.source != "paper"]
+    if not_exact:
+        parts.append("hypotheses measured through the project's reading: " + ", ".join(not_exact))
+    if not open_ and not untested and exact:
+        return done(PaperVerdict.CONFIRMED, "; ".join(parts), "on the tested instances")
+    return done(PaperVerdict.CONSISTENT, "; ".join(parts), scope)
