@@ -46,7 +46,8 @@ import jax
 import verify
 claim, overrides = sys.argv[1], json.loads(sys.argv[2])
 result = verify.run(claim, quick=True, **overrides).to_dict()
-print(json.dumps({"devices": len(jax.devices()), "verdict": result["verdict"], "measurements": result["measurements"],
+print(json.dumps({"devices": len(jax.devices()), "verdict": [result["paper_verdict"], result["readings"]],
+                  "measurements": result["measurements"],
                   "predictions": result["predictions"], "conditions": result["conditions"]}))
 """
 

@@ -1,5 +1,6 @@
-"""The depth check [derived]: its quick verdict, what it measured about depth, its controls (detected by their
-measured symptoms), its instances at the boundary, and the a-priori degree schedule."""
+"""The depth check [derived]: not a claim of the paper (its paper column says so), its readings and its sanity check
+apart, what it measured about depth, its controls (detected by failed counted readings), its instances at the
+boundary, and the a-priori degree schedule."""
 
 import json
 import math
@@ -12,24 +13,75 @@ from ntkprefix import bounds, depth
 from tests.conftest import claim_record, items
 from verify.checks import depth as depth_check
 
+#: (source, role) of every condition and prediction, as decided in issue 15.
+LABELS = {
+    "entries_within_bound": ("derived", "hypothesis"),
+    "instances_attain_bound": ("derived", "reading"),
+    "composed_bound": ("derived", "reading"),
+    "a_priori_bounds_hold": ("derived", "reading"),
+    "deep_polynomial_error": ("derived", "sanity"),
+}
 
-def test_quick_verdict_holds_with_every_prediction_tested(quick_all):
-    _, out, results = quick_all
-    record = claim_record(results, "depth")
+
+@pytest.fixture(scope="module")
+def runs(request, tmp_path_factory):
+    """(output folder, {control name or None: record}), records as results.json holds them.
+
+    When the session runs `--all --quick --controls` anyway (quick_all, for other test files), its records are
+    used; run on its own, this file runs depth and its controls only, through the command line, each into its JSON.
+    """
+    from verify import report
+    from verify.__main__ import main
+    from verify.result import Result, to_jsonable
+
+    names = [None, *depth_check.CONTROLS]
+    if any("quick_all" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        _, out, results = request.getfixturevalue("quick_all")
+        return out, {name: claim_record(results, "depth", name) for name in names}
+    out = tmp_path_factory.mktemp("depth")
+    records = {}
+    for name in names:
+        path = out / ("depth.json" if name is None else f"depth_control_{name}.json")
+        control = [] if name is None else ["--control", name]
+        assert main(["depth", "--quick", *control, "--out", str(out), "--json", str(path)]) == (0 if name is None else 1)
+        data = json.loads(path.read_text())
+        records[name] = to_jsonable(report.record(Result.from_dict(data if name is None else data["results"][0])))
+    return out, records
+
+
+def test_quick_run_is_not_a_claim_of_the_paper_and_every_reading_is_met(runs):
+    out, records = runs
+    record = records[None]
     every = items(record)
-    assert record["verdict"] == "holds" and record["tag"] == "[derived]"
+    assert depth_check.CLAIM.paper_claim is False and record["tag"] == "[derived]"
+    assert record["paper_verdict"] == "not a claim of the paper" and record["paper_scope"] == ""
+    assert {name: (x["source"], x["role"]) for name, x in every.items()} == LABELS
+    assert [(r["name"], r["outcome"]) for r in record["readings"]] == [
+        ("instances_attain_bound", "met"), ("composed_bound", "met"), ("a_priori_bounds_hold", "met")]
     assert all(c["met"] for c in record["calibrations"]) and len(record["calibrations"]) == 4
     s = depth_check.settings(True)
     assert every["composed_bound"]["checked"] >= s.min_checked
     assert every["composed_bound"]["not_checked"] > 0  # w = 3 makes some one-layer bounds vacuous: counted apart
     assert every["a_priori_bounds_hold"]["checked"] >= 3 * s.depth
-    assert 0 < every["deep_polynomial_error"]["measured"] <= 1
     assert every["entries_within_bound"]["measured"] == 1.0 and every["instances_attain_bound"]["measured"] == 1.0
+    assert all(c["outcome"] == "met" for c in record["conditions"])
     assert (out / "depth.png").exists() and (out / "depth.json").exists()
 
 
-def test_every_measured_point_is_within_its_composed_bound_and_errors_do_not_amplify(quick_all):
-    rows = json.loads((quick_all[1] / "depth.json").read_text())["measurements"]
+def test_deep_polynomial_error_is_a_sanity_check_with_its_slack_stated(runs):
+    record = runs[1][None]
+    p = items(record)["deep_polynomial_error"]
+    # the a-priori schedule leaves the deep error ~12-13 orders of magnitude below C m^-c: no plausible fault reaches 1
+    assert p["outcome"] == "met" and 0 < p["measured"] < 1e-9
+    slack = record["findings"]["deep_polynomial_error_slack"]
+    assert slack == pytest.approx(1 / p["measured"])
+    assert f"{math.log10(slack):.0f} orders of magnitude" in p["statement"]
+    assert [(x["name"], x["outcome"]) for x in record["sanity"]] == [("deep_polynomial_error", "met")]
+    assert "deep_polynomial_error" not in [r["name"] for r in record["readings"]]
+
+
+def test_every_measured_point_is_within_its_composed_bound_and_errors_do_not_amplify(runs):
+    rows = json.loads((runs[0] / "depth.json").read_text())["measurements"]
     assert {r["D"] for r in rows} == {1, 2, 3, 4}
     for r in rows:
         if not r["vacuous"]:
@@ -41,13 +93,13 @@ def test_every_measured_point_is_within_its_composed_bound_and_errors_do_not_amp
     floor = depth_check.settings(True).noise_floor
     assert all(abs(r["error"] - sum(r["local_errors"])) <= floor for r in rows if r["D"] == 1)
     # the finding: from D = 2 on, the deep error is at most the sum of the one-layer errors at each layer's own input
-    findings = claim_record(quick_all[2], "depth")["findings"]["by_weight_norm_and_depth"]
+    findings = runs[1][None]["findings"]["by_weight_norm_and_depth"]
     deeper = {k: v for k, v in findings.items() if not k.endswith("D=1")}
     assert deeper and all(v["median_error_over_sum_of_local"] <= 1.0 for v in deeper.values())
 
 
-def test_where_the_composed_bound_stops_describing_the_deep_model(quick_all):
-    findings = claim_record(quick_all[2], "depth")["findings"]
+def test_where_the_composed_bound_stops_describing_the_deep_model(runs):
+    findings = runs[1][None]["findings"]
     per, stops = findings["by_weight_norm_and_depth"], findings["stops_describing_at_depth"]
     # contractive layers (w = 1/2): the composition adds less than 10x to the one-layer slack up to D = 4
     assert stops["0.5"] is None and per["w=0.5 D=4"]["slack_over_one_layer_slack"] < 10
@@ -59,14 +111,21 @@ def test_where_the_composed_bound_stops_describing_the_deep_model(quick_all):
     assert per["w=3.0 D=4"]["max_input_entry_last_layer"] > 1.3
 
 
-def test_controls_are_detected_by_their_symptoms(quick_all):
-    results = quick_all[2]
-    large = claim_record(results, "depth", "large_entries")
-    assert large["control_outcome"]["detected"] and large["verdict"] == "conditions not met"
-    assert items(large)["deep_polynomial_error"]["measured"] > 1
-    shared = claim_record(results, "depth", "shared_reduction")
+def test_controls_are_detected_by_failed_counted_readings(runs):
+    records = runs[1]
+    for name, control in depth_check.CONTROLS.items():
+        assert all(LABELS[n][1] != "sanity" for n in control.breaks), name  # a symptom must be a counted reading
+        assert records[name]["paper_verdict"] == "not a claim of the paper"
+    large = records["large_entries"]
+    assert large["control_outcome"]["detected"] and large["control_outcome"]["breaks"] == ["a_priori_bounds_hold"]
+    every = items(large)
+    assert every["a_priori_bounds_hold"]["outcome"] == "failed" and every["entries_within_bound"]["outcome"] == "failed"
+    # the sanity check fails too (E_D above C m^-c), reported, not counted
+    assert every["deep_polynomial_error"]["measured"] > 1 and every["deep_polynomial_error"]["role"] == "sanity"
+    shared = records["shared_reduction"]
     assert shared["control_outcome"]["kind"] == "planted fault" and shared["control_outcome"]["detected"]
-    assert items(shared)["composed_bound"]["measured"] > 0
+    assert items(shared)["composed_bound"]["outcome"] == "failed" and items(shared)["composed_bound"]["measured"] > 0
+    assert items(shared)["entries_within_bound"]["outcome"] == "met"  # a planted fault: the instances are unchanged
 
 
 def test_schedule_is_fixed_by_the_conditions_alone():

@@ -15,18 +15,24 @@ __all__ = ["loglog_slope", "common_slope_fit", "clopper_pearson", "one_sided_clo
 def loglog_slope(x, y) -> dict:
     """Least-squares slope of log y against log x, with its standard error and intercept.
 
-    Fewer than two points (or fewer than two distinct x): no fit can be made: slope nan, finite=False and
+    Fewer than two points (or fewer than two distinct x, or an x that is not positive and finite): no fit can be made: slope nan, finite=False and
     ``untestable`` says why (a prediction on it is "not tested", never "failed"). Non-finite or non-positive y (a
     diverged or exactly-zero measurement) gives slope inf and finite=False: a rate cannot be claimed from such data.
     ``points`` is the number of points; the standard error needs three (nan with two).
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not np.all(np.isfinite(x)) or np.any(x <= 0):
+        return {"slope": math.nan, "stderr": math.nan, "intercept": math.nan, "finite": False, "points": len(x),
+                "untestable": "a log-log slope needs positive, finite x"}
     if len(x) < 2 or len(np.unique(x)) < 2:
         return {"slope": math.nan, "stderr": math.nan, "intercept": math.nan, "finite": False, "points": len(x),
                 "untestable": f"a slope needs two distinct x; got {len(np.unique(x))} of {len(x)} points"}
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         return {"slope": math.inf, "stderr": math.nan, "intercept": math.nan, "finite": False, "points": len(x),
                 "untestable": None}
+    if np.ptp(np.log(y)) == 0:  # exactly constant: slope 0 with zero residuals (linregress gives stderr nan here)
+        return {"slope": 0.0, "stderr": 0.0 if len(x) > 2 else math.nan, "intercept": float(np.log(y[0])),
+                "finite": True, "points": len(x), "untestable": None}
     fit = stats.linregress(np.log(x), np.log(y))
     stderr = float(fit.stderr) if len(x) > 2 else math.nan
     return {"slope": float(fit.slope), "stderr": stderr, "intercept": float(fit.intercept), "finite": True,
@@ -45,7 +51,8 @@ def slope_interval(fit: dict, *, standard_errors: float | None = None, confidenc
 
 
 def half_ranges(xs: list) -> tuple[list, list]:
-    """The first and the last half of a sorted sweep, sharing the middle point (so each has >= 2 points)."""
+    """The first and the last half of a sorted sweep, sharing the middle point (each has >= 2 points from three
+    points on; with two, the last half is one point)."""
     xs = sorted(xs)
     mid = len(xs) // 2
     return xs[: mid + 1], xs[mid:]

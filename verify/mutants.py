@@ -1,13 +1,18 @@
 """Planted faults: show that the checks and the tests can fail.
 
-``python -m verify.mutants`` (or ``make mutants``) copies the repository's tracked files into a temporary folder,
-plants one semantic fault of the list below in ``ntkprefix/`` (a fault a real bug could introduce), runs
-``python -m verify --all --quick`` and the tests that concern it in the copy, and compares the outcomes with those of
-the unmutated copy. A fault is caught when an outcome changed (the verdict, an instrument error included, or the set
-of failed conditions and predictions: a claim that is already violated must not hide a new failure) or a test
-failed; a fault
-that neither catches is a finding: the checks or the tests must be strengthened. It prints the kill rate and the wall
-time. It is too slow for CI; one CI test runs one fault end to end (tests/test_mutants.py).
+``python -m verify.mutants`` (or ``make mutants``) copies the repository's files (tracked, and untracked ones not
+ignored) into a temporary folder once (the baseline and every mutant are copies of that one snapshot, so that edits
+made to the working tree during the run are never attributed to a fault), plants one semantic fault of the list
+below (a fault a real bug could introduce: in the library ``ntkprefix/``, or in the verdict machinery and statistics
+``verify/``), runs ``python -m verify CLAIMS --quick`` and the tests that concern it in the copy, and compares the
+outcomes with those of the unmutated copy. A claim's outcome is its paper verdict with its scope and the name and
+outcome of every condition and prediction that is not met ("consistent, not refuted up to m = 1024 .. 65536 [not
+met: x failed, y inconclusive]"), so that a met -> inconclusive change counts and a claim already not met cannot
+hide a new failure. A fault is caught when a claim's outcome changed (an instrument error or a crash included) or a
+named test failed (tests that already fail on the unmutated copy catch nothing: the runner says so); a fault that
+neither catches is a finding: the checks or the tests must be strengthened. It prints the kill rate, overall and per
+package (ntkprefix/, verify/), and the wall time. It is too slow for CI; the CI tests run one fault end to end and
+every verify/ fault against its named tests (tests/test_mutants.py).
 
 Options: ``--faults a,b`` (default all), ``--claims x,y`` (default every claim except those about run time, whose
 verdicts move with the machine's load), ``--no-tests``, ``--list``.
@@ -31,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclasses.dataclass(frozen=True)
 class Fault:
-    """One planted fault: replace ``old`` (which must occur exactly once) by ``new`` in ``path``."""
+    """One planted fault: replace ``old`` (which must occur exactly once) by ``new`` in ``path`` (under one of
+    :data:`PACKAGES`)."""
 
     name: str
     path: str
@@ -40,6 +46,9 @@ class Fault:
     description: str
     tests: tuple[str, ...]  # the test files that concern it
 
+
+#: The packages a fault may live in; the kill rate is reported for each.
+PACKAGES = ("ntkprefix/", "verify/")
 
 FAULTS = (
     Fault("taylor_weight", "ntkprefix/features.py",
@@ -110,16 +119,67 @@ FAULTS = (
           "return operator_inf_norm(W_V) + 2.0 * range_v * (c_q + c_k) / math.sqrt(d)",
           "return 2.0 * range_v * (c_q + c_k) / math.sqrt(d)",
           "the layer's Lipschitz bound forgets that the values move with the input", ("tests/test_depth.py",)),
+    Fault("initial_variance_squared", "ntkprefix/model.py",
+          'return sigma * jax.random.normal(key, (d, m), require_float_dtype("dtype", dtype))',
+          'return sigma**2 * jax.random.normal(key, (d, m), require_float_dtype("dtype", dtype))',
+          "the initial prefix weights drawn with variance sigma^4 instead of sigma^2 (invisible at sigma = 1)",
+          ("tests/test_model.py",)),
+    # The verdict machinery (verify/verdict.py): each fault would let a check say more than its data.
+    Fault("probability_upper_end", "verify/verdict.py", "    if low >= target:\n", "    if high >= target:\n",
+          "a probability >= target is met from the upper Clopper-Pearson bound instead of the lower",
+          ("tests/test_verdict.py",)),
+    Fault("reading_attributed_to_paper", "verify/verdict.py", 'return p.role == "conclusion" and p.source == "paper"',
+          'return p.role == "conclusion"',
+          "a conclusion with the template's or the project's constants judges the paper",
+          ("tests/test_verdict.py",)),
+    Fault("interval_point_estimate", "verify/verdict.py", "outcome = _outcome(relation, threshold, interval)",
+          "outcome = _outcome(relation, threshold, (measured, measured))",
+          "a prediction is decided from its point estimate instead of its interval", ("tests/test_verdict.py",)),
+    # The statistics (verify/fitting.py), each against its reference in tests/test_fitting.py.
+    Fault("fit_on_one_point_fails", "verify/fitting.py",
+          '"untestable": f"a slope needs two distinct x; got {len(np.unique(x))} of {len(x)} points"}',
+          '"untestable": None, "slope": math.inf}',
+          "a slope on fewer than two points (or one distinct x) is an infinite slope, a failure, not 'not tested'",
+          ("tests/test_fitting.py", "tests/test_verdict.py")),
+    Fault("slope_interval_dof_n", "verify/fitting.py", "stats.t.ppf(0.5 + confidence / 2, points - 2) * stderr)",
+          "stats.t.ppf(0.5 + confidence / 2, points) * stderr)",
+          "the slope's t-interval with n instead of n - 2 degrees of freedom (too narrow)", ("tests/test_fitting.py",)),
+    Fault("clopper_pearson_one_trial_more", "verify/fitting.py",
+          "ci = stats.binomtest(int(successes), int(trials), alternative=alternative).proportion_ci(",
+          "ci = stats.binomtest(int(successes), int(trials) + 1, alternative=alternative).proportion_ci(",
+          "the one-sided Clopper-Pearson bounds from the wrong beta parameters (n - k + 2: one trial more)",
+          ("tests/test_fitting.py",)),
+    Fault("clopper_pearson_two_sided_level", "verify/fitting.py",
+          'proportion_ci(confidence_level=confidence, method="exact")',
+          'proportion_ci(confidence_level=2 * confidence - 1, method="exact")',
+          "the two-sided Clopper-Pearson interval at level 2c - 1 (90% reported as 95%)", ("tests/test_fitting.py",)),
+    Fault("mean_interval_ddof0", "verify/fitting.py", "v.std(ddof=1)", "v.std(ddof=0)",
+          "the mean's t-interval from the biased (ddof = 0) standard deviation", ("tests/test_fitting.py",)),
+    Fault("common_slope_stderr_dof", "verify/fitting.py", "dof = len(x) - len(means) - 1", "dof = len(x) - len(means)",
+          "the common slope's standard error with one residual degree of freedom too many", ("tests/test_fitting.py",)),
+    Fault("geometric_mean_of_values", "verify/fitting.py", "return float(np.exp(np.mean(np.log(v))))",
+          "return float(np.mean(v))", "the geometric mean over seeds is the arithmetic mean",
+          ("tests/test_fitting.py",)),
+    Fault("failure_free_runs_off_by_one", "verify/fitting.py", "            low = mid + 1\n    return low\n",
+          "            low = mid + 1\n    return low + 1\n",
+          "the failure-free runs that would confirm a probability counted one too many", ("tests/test_fitting.py",)),
+    Fault("half_ranges_drop_middle", "verify/fitting.py", "return xs[: mid + 1], xs[mid:]", "return xs[:mid], xs[mid:]",
+          "the first half of a sweep loses the shared middle point (a three-point sweep's first half has one point)",
+          ("tests/test_fitting.py",)),
 )
 
 
 def _tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if line]
+    """The repository's files: tracked ones, and untracked ones that .gitignore does not exclude (a new test file
+    must reach the copy, or naming it would make pytest fail for a reason that is not the fault)."""
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return sorted({line for line in out.splitlines() if line})
 
 
 def _copy(dest: Path) -> None:
-    """The working tree's tracked files (as they are now, uncommitted changes included) into dest."""
+    """The working tree's files (as they are now, uncommitted changes and untracked, not ignored files included)
+    into dest."""
     for name in _tracked_files():
         source = ROOT / name
         if source.is_file():
@@ -144,9 +204,18 @@ def _env() -> dict:
     return env
 
 
+def outcome_line(record: dict) -> str:
+    """A claim's outcome in one line: its paper verdict and scope, then every condition and prediction whose outcome
+    is not "met", with that outcome ("consistent, not refuted up to m = 1024 .. 65536 [not met: x failed,
+    y inconclusive]")."""
+    line = record["paper_verdict"] + (f" {record['paper_scope']}" if record.get("paper_scope") else "")
+    items = (*record.get("conditions", ()), *record.get("predictions", ()))
+    not_met = sorted(f"{x['name']} {x['outcome']}" for x in items if x["outcome"] != "met")
+    return line + (f" [not met: {', '.join(not_met)}]" if not_met else "")
+
+
 def run_verdicts(root: Path, claims: list[str]) -> dict:
-    """{claim: "verdict [failed: names]"} of ``python -m verify CLAIMS --quick`` in the copy at root (its own packages
-    first)."""
+    """{claim: outcome_line} of ``python -m verify CLAIMS --quick`` in the copy at root (its own packages first)."""
     out = root / "mutant_out"
     proc = subprocess.run([sys.executable, "-m", "verify", *claims, "--quick", "--out", str(out), "--json",
                            str(out / "r.json")], cwd=root, capture_output=True, text=True, env=_env())
@@ -155,21 +224,34 @@ def run_verdicts(root: Path, claims: list[str]) -> dict:
         return {claim: f"crashed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}" for claim in claims}
     data = json.loads(path.read_text())
     records = data.get("results", [data])
-    outcome = {}
-    for r in records:
-        failed = sorted(x["name"] for x in r["conditions"] + r["predictions"] if not x["met"])
-        outcome[r["claim"]] = r["verdict"] + (f" [failed: {', '.join(failed)}]" if failed else "")
-    return outcome
+    return {r["claim"]: outcome_line(r) for r in records}
 
 
 def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
-    """(passed, last line) of pytest on the given files in the copy."""
+    """(passed, last line) of pytest on the given files in the copy: passed when every test passed; not passed when
+    a test failed or a file could not be collected (a fault that breaks an import is caught). A named file missing
+    from the copy, or pytest failing for another reason (usage, internal error, nothing collected), is an error of
+    the runner, never a caught fault: RuntimeError."""
     if not tests:
         return True, "no tests named"
+    missing = [t for t in tests if not (root / t).is_file()]
+    if missing:
+        raise RuntimeError(f"named test files missing from the copy at {root}: {', '.join(missing)}")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=root,
                           capture_output=True, text=True, env=_env())
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    return proc.returncode == 0, lines[-1] if lines else proc.stderr.strip()[-200:]
+    last = lines[-1] if lines else proc.stderr.strip()[-200:]
+    if proc.returncode not in (0, 1, 2):  # 1: a test failed; 2: interrupted by a collection error
+        raise RuntimeError(f"pytest {' '.join(tests)} exited {proc.returncode} in {root}: {last}")
+    return proc.returncode == 0, last
+
+
+def package_of(fault: Fault) -> str:
+    """The package (one of :data:`PACKAGES`) the fault lives in; ValueError for any other path."""
+    for package in PACKAGES:
+        if fault.path.startswith(package):
+            return package
+    raise ValueError(f"fault {fault.name}: {fault.path} is in none of {PACKAGES}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m verify.mutants: error: unknown fault {unknown[0]!r}; see --list", file=sys.stderr)
         return 2
     faults = [f for f in FAULTS if f.name in names]
+    for fault in faults:
+        package_of(fault)
     if args.claims:
         claims = args.claims.split(",")
     else:
@@ -200,21 +284,35 @@ def main(argv: list[str] | None = None) -> int:
         claims = [claim_id for claim_id, claim in registry.claims().items() if not claim.measures_time]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ntkprefix-mutants-") as tmp:
+        # One snapshot of the working tree, taken once: the baseline and every mutant are copies of it, so that an
+        # edit made to the working tree during the run is never attributed to a fault.
+        snapshot = Path(tmp) / "snapshot"
+        _copy(snapshot)
         base = Path(tmp) / "baseline"
-        _copy(base)
+        shutil.copytree(snapshot, base)
         baseline = run_verdicts(base, claims)
         print(f"baseline verdicts: {baseline}", flush=True)
+        baseline_tests = {}  # named test files -> (passed, last line) on the unmutated copy
         caught = 0
+        by_package = {package: [0, 0] for package in PACKAGES}
         for fault in faults:
             t0 = time.perf_counter()
             root = Path(tmp) / fault.name
-            _copy(root)
+            shutil.copytree(snapshot, root)
             plant(fault, root)
             verdicts = run_verdicts(root, claims)
             changed = {c: (baseline[c], verdicts.get(c)) for c in claims if verdicts.get(c) != baseline[c]}
             tests_pass, tests_line = (True, "not run") if args.no_tests else run_tests(root, fault.tests)
+            if not tests_pass:
+                if fault.tests not in baseline_tests:
+                    baseline_tests[fault.tests] = run_tests(base, fault.tests)
+                if not baseline_tests[fault.tests][0]:  # already failing unmutated: the failure shows nothing
+                    tests_pass, tests_line = True, (f"fail unmutated too ({baseline_tests[fault.tests][1]}), so they "
+                                                    "catch nothing")
             killed = bool(changed) or not tests_pass
             caught += killed
+            by_package[package_of(fault)][0] += killed
+            by_package[package_of(fault)][1] += 1
             by = []
             if changed:
                 by.append("verdicts " + ", ".join(f"{c}: {a} -> {b}" for c, (a, b) in changed.items()))
@@ -224,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                   + ("; ".join(by) if by else f"verdicts unchanged, tests {tests_line}"), flush=True)
             shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - started
+    for package, (killed, planted) in by_package.items():
+        if planted:
+            print(f"{package}: kill rate {killed}/{planted} = {killed / planted:.0%}")
     print(f"kill rate {caught}/{len(faults)} = {caught / len(faults):.0%}; wall time {elapsed:.0f} s")
     return 0 if caught == len(faults) else 1
 

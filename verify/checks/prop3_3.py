@@ -22,24 +22,50 @@ cannot say so. The loss is normalised by L(0), which grows with m (c_m = m): the
 
 Measured: gradient descent with ONE step size eta for every run (the seeds at each m run side by side, one device
 each where there are several: verify.sharding) (eta = eta_c / (m_max lambda_max(H*(m_max))) of the
-first seed), m = 2^10 .. 2^14 (from Theorem 3.2's m0 = 2^10, the rule of the thm3_2 check) and several seeds; the loss read at compute levels C shared by every run (T = C/(m n d)
-an integer), chosen so that x = eta lambda_inf C / (n d) spans 2 .. 16 (lambda_inf = lambda_min of the
-infinite-prefix kernel, fixed before any run); lambda_min(H(W(t))) recorded along each run.
+first seed), m = 2^10 .. 2^14 (quick: 2^12; from Theorem 3.2's m0 = 2^10, the rule of the thm3_2 check) and several
+seeds; the loss read at compute levels C shared by every run (T = C/(m n d) an integer), chosen so that
+x = eta lambda_inf C / (n d) spans 2 .. 16 (lambda_inf = lambda_min of the infinite-prefix kernel, fixed before any
+run); lambda_min(H(W(t))) recorded along each run. Calibrated: the closed-form gradient and NTK against autodiff,
+and model.init_prefix_weights against N(0, sigma^2 I) at sigma = 0.5 and 1.5.
 
-Conditions: lambda > 0; ||x_i|| = 1 (attained); a stable step; the lazy regime the linearisation needs,
+Two columns (verify.verdict): the paper's statement is judged from loss_exponential_in_compute only; the derived
+law's predictions are the project's readings.
+Conditions: lambda_positive [paper hypothesis] lambda > 0; data_on_unit_sphere [template hypothesis] ||x_i|| = 1
+(attained); stable_step [derived hypothesis] one eta with eta m lambda_max(H*) <= 1 in every run (Theorem 3.2's
+"suitable eta" as the project reads it); lazy_regime [derived reading] the derived law's regime,
 lambda_min(H(W(t))) >= lambda / 2 throughout every run.
-Predictions of the claim as stated (the across-runs law):
+Asymptotic hypothesis: Theorem 3.2's "m large enough" (the proposition rests on it): the tested range is recorded,
+never met or failed.
+Prediction of the paper's statement:
+  loss_exponential_in_compute [paper conclusion]  in every run, log(L/L0) falls with compute: each run's least-squares
+                           slope of log(L/L0) against C over ALL its compute levels (>= 3, else not tested) has its
+                           two-sided 95% t-interval below 0. Measured: the largest slope over runs, with the interval
+                           (max of the runs' lower ends, max of their upper ends): met iff every run's upper end < 0,
+                           failed iff some run's lower end > 0. A run whose loss is not finite has slope +inf.
+Readings of the derived law [derived reading], each naming its free choices:
   exponent_across_runs     log(L/L0) - log p_1 = -k x' fitted through the origin over every run, at the compute levels
-                           where the slowest mode carries >= 90% of the law (decided at initialisation):
-                           |k - c| <= 10% c (needs such levels in every run);
-  law_explains_every_run   the law, unfitted: max over runs and compute levels of |log(L/L0) - log(L_lin/L0)| <= ln 2
-                           (every run's loss within a factor 2 of what its initialisation predicts).
-Reported, deciding nothing: each run's own fitted slope with its 95% interval; the within-run form (a free intercept
-per run) beside the claim; and the spread of log(L/L0) at equal raw compute without p_1 (the summary's form): it is
-set by how the initial residual loads the slowest mode, which varies from seed to seed.
+                           where the slowest mode carries >= slow_share_min = 90% of the law (decided at
+                           initialisation): |k - c| <= exponent_tolerance = 10% of c, decided over k +- 3 standard
+                           errors (not tested when some run has no such level);
+  law_explains_every_run   the law, unfitted: max over runs and compute levels of |log(L/L0) - log(L_lin/L0)| <=
+                           residual_max = ln 2 (every run's loss within a factor 2 of what its initialisation predicts);
+  within_run_law           the within-run form (a free intercept per run, fixed effects): its common exponent k,
+                           |k - c| <= 10% c over k +- 3 standard errors: each run's decay, not one law across runs;
+  within_run_linearity     ... and every run's R^2 within the run >= r2_min = 0.95.
+All four depend on compute_levels. Finding (issue 15): `--set compute_levels=(1,2,3,4)` used to flip the verdict;
+now it changes the readings only (quick mode: law_explains_every_run failed -> met, 2.6 -> 0.64 nats;
+within_run_law met -> inconclusive), the paper column stays "consistent, not refuted up to m = 1024 .. 4096".
+Finding, thresholds left as they are: ln 2 is the project's choice, and the drift lazy_regime allows can exceed it:
+with lambda_min(H(W(t))) anywhere in [lambda/2, lambda], the slowest mode's decay 2 x' may run up to half as fast
+as the law assumes, i.e. off by up to x' nats (2 .. 16 here), far above ln 2, while lazy_regime is met. In quick
+mode one run at m = 2^10 (its kernel drifts 8%) leaves the law by 2.6 nats.
+Reported, deciding nothing: each run's own slope against x' where the slowest mode dominates, with its 95% interval;
+and the spread of log(L/L0) at equal raw compute without p_1 (the summary's form): it is set by how the initial
+residual loads the slowest mode, which varies from seed to seed.
 
-Control ``eta_too_large``: eta m lambda_max = 10 at the largest m (unstable: the loss grows): breaks
-exponent_across_runs.
+Control ``eta_too_large``: eta m lambda_max = 10 at the largest m (unstable: the loss grows in some run): breaks
+loss_exponential_in_compute and within_run_law (exponent_across_runs is not tested there: the law's unstable modes
+leave no level where the slowest mode dominates); the paper column says "hypotheses not met" (stable_step).
 """
 
 from __future__ import annotations
@@ -61,16 +87,18 @@ from verify.sharding import SeedBatch
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
 from verify.settings import knob
-from verify.verdict import Evaluation, at_most, condition
+from verify.verdict import Evaluation, asymptotic, at_least, at_most, condition
 
 STATEMENT = ("The training loss falls exponentially in compute C_cpt = N D T (N = m d, D = n) [paper, via a summary]; "
              "derived law, one for every run: log(L/L0) = log p_1 - 2 eta lambda C_cpt/(n d), p_1 the initial share of "
              "the slowest NTK mode [derived].")
 CONTROLS = {
-    "eta_too_large": Control("one step size with eta m lambda_max = 10 at the largest m (unstable)",
-                             {"eta_constant": 10.0}, breaks=("exponent_across_runs",)),
+    "eta_too_large": Control("one step size with eta m lambda_max = 10 at the largest m (unstable: the loss grows in "
+                             "some run)", {"eta_constant": 10.0},
+                             breaks=("loss_exponential_in_compute", "within_run_law")),
 }
 PREDICTED_C = 2.0  # linearised GD on the squared loss [derived]
+SIGNIFICANCE = 3.0  # the fitted exponents are decided from slope +- 3 standard errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +114,7 @@ class Settings:
     max_log2_m: int = knob(14, "largest prefix length")
     n_seeds: int = knob(3, "independent (W(0), a) per m")
     exponent_tolerance: float = knob(0.10, "relative tolerance on the exponent c = 2")
-    r2_min: float = knob(0.95, "the within-run form (reported beside) is said to hold when every run's R^2 >= this")
+    r2_min: float = knob(0.95, "the within-run form (reading within_run_linearity): every run's R^2 >= this")
     residual_max: float = knob(math.log(2.0), "the law must give every run's loss within a factor 2: |residual| <= ln 2")
     kernel_records: int = knob(8, "lambda_min(H(W(t))) recorded at about this many evenly spaced steps of each run")
     slow_share_min: float = knob(0.9, "the exponent is read where the slowest mode carries >= this share of the law")
@@ -143,7 +171,9 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
                   "lambda_max": float(evals[seed][-1]), "evals": evals[seed], "shares": shares[seed]}
                  for seed in range(s.n_seeds)]
     runs.sort(key=lambda r: (r["seed"], r["m"]))
-    calibrations = instruments.calibrate_section3_model(runs[0]["W0"], X, Y, runs[0]["a"])
+    calibrations = (instruments.calibrate_section3_model(runs[0]["W0"], X, Y, runs[0]["a"])
+                    + instruments.calibrate_initial_variance(jax.random.fold_in(key, 10**6 + 1), s.d,
+                                                                  max(s.ms[-1], 4096)))
     if not all(c.met for c in calibrations):
         return Evaluation.instrument_error(calibrations)
 
@@ -177,19 +207,50 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     return _judge(s, X, rows, runs, calibrations, lam_inf)
 
 
+def _origin_fit(x: np.ndarray, z: np.ndarray) -> dict:
+    """Least-squares slope of z against x through the origin, with its standard error (nan below two points)."""
+    if len(x) == 0:
+        return {"slope": math.nan, "stderr": math.nan, "points": 0}
+    slope = float(x @ z / (x @ x))
+    residuals = z - slope * x
+    stderr = float(math.sqrt(residuals @ residuals / (len(x) - 1) / (x @ x))) if len(x) > 1 else math.nan
+    return {"slope": slope, "stderr": stderr, "points": int(len(x))}
+
+
+def _compute_slopes(rows: list[dict], run_id: np.ndarray) -> dict:
+    """Each run's least-squares slope of log(L/L0) against raw compute C over ALL its compute levels, with the
+    two-sided 95% Student-t interval (levels - 2 degrees of freedom): the paper's "falls exponentially in compute".
+    A run whose loss is not finite at some level gets slope +inf (its loss did not fall)."""
+    out = {}
+    for g in np.unique(run_id):
+        at = [r for r, i in zip(rows, run_id) if i == g]
+        C = np.array([r["compute"] for r in at], float)
+        y = np.array([r["log_loss_ratio"] for r in at])
+        entry = {"m": at[0]["m"], "seed": at[0]["seed"], "levels": len(at)}
+        if not np.all(np.isfinite(y)):
+            entry.update({"slope": math.inf, "ci95": [math.inf, math.inf]})
+        elif len(np.unique(C)) >= 3:
+            fit = stats.linregress(C, y)
+            half = float(stats.t.ppf(0.975, len(at) - 2) * fit.stderr)
+            entry.update({"slope": float(fit.slope), "ci95": [float(fit.slope - half), float(fit.slope + half)]})
+        out[int(g)] = entry
+    return out
+
+
 def _fit(s: Settings, rows: list[dict], run_id: np.ndarray) -> dict:
     """The law across runs: its residuals (unfitted), the slope through the origin of log(L/L0) - log p_1 against x'
     where the slowest mode dominates, each run's own slope there with its 95% interval, the within-run form, and the
     spread at equal raw compute."""
     y = np.array([r["log_loss_ratio"] for r in rows])
     if not np.all(np.isfinite(y)):
-        return {"finite": False, "slope": math.nan, "residuals": np.full_like(y, math.nan), "per_run": {},
-                "within": None, "spreads": {0: math.inf}, "slow_points": 0}
+        return {"finite": False, "slope": math.nan, "stderr": math.nan, "residuals": np.full_like(y, math.nan),
+                "per_run": {}, "within": None, "spreads": {0: math.inf}, "slow_points": 0,
+                "runs_without_slow_levels": []}
     residuals = y - np.array([r["log_law"] for r in rows])
     slow = np.array([r["slow_share"] >= s.slow_share_min for r in rows])
     x = np.array([r["x_exact"] for r in rows])
     z = y - np.log([r["p1"] for r in rows])
-    slope = float(x[slow] @ z[slow] / (x[slow] @ x[slow])) if slow.any() else math.nan
+    across = _origin_fit(x[slow], z[slow])
     per_run = {}
     for g in np.unique(run_id):
         sel = run_id == g
@@ -203,9 +264,29 @@ def _fit(s: Settings, rows: list[dict], run_id: np.ndarray) -> dict:
         per_run[int(g)] = entry
     spreads = {C: float(np.ptp([r["log_loss_ratio"] for r in rows if r["compute"] == C]))
                for C in sorted({r["compute"] for r in rows})}
-    return {"finite": True, "slope": slope, "residuals": residuals, "per_run": per_run, "slow_points": int(slow.sum()),
+    return {"finite": True, "slope": across["slope"], "stderr": across["stderr"], "residuals": residuals,
+            "per_run": per_run, "slow_points": int(slow.sum()),
             "runs_without_slow_levels": [g for g, v in per_run.items() if v["slow_levels"] == 0],
             "within": common_slope_fit(np.array([r["x"] for r in rows]), y, run_id), "spreads": spreads}
+
+
+def _exponent_prediction(name: str, statement: str, slope: float, stderr: float, points: int, s: Settings, *,
+                         not_tested: str | None, free_choices: tuple[str, ...]):
+    """|k - c| / c <= tolerance for a fitted decay exponent k = -slope, decided from the range of |k' - c| / c over
+    k' in slope +- 3 standard errors [derived reading]."""
+    c = PREDICTED_C
+    k = -slope
+    measured = abs(k - c) / c if math.isfinite(k) else math.inf
+    interval = None
+    if math.isfinite(k) and math.isfinite(stderr):
+        low_k, high_k = k - SIGNIFICANCE * stderr, k + SIGNIFICANCE * stderr
+        ends = (abs(low_k - c) / c, abs(high_k - c) / c)
+        interval = (0.0 if low_k <= c <= high_k else min(ends), max(ends))
+    elif math.isfinite(k):
+        interval = (math.nan, math.nan)  # an estimate without a standard error: undecided
+    return at_most(name, statement, measured, s.exponent_tolerance, source="derived", role="reading",
+                   interval=interval, interval_kind=f"|k - c|/c over k = fitted exponent +- {SIGNIFICANCE:g} standard errors",
+                   samples=points, sample_unit="points", not_tested=not_tested, free_choices=free_choices, checked=points)
 
 
 def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
@@ -219,29 +300,66 @@ def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
     lazy = min(r["lazy_ratio"] for r in runs)
     conditions = [
         condition("lambda_positive", "lambda = lambda_min(H*) > 0 in every run", min(r["lambda"] for r in runs), "> 0",
-                  min(r["lambda"] for r in runs) > 0),
-        condition("data_on_unit_sphere", "||x_i|| <= 1, attained", largest_x_norm, "= 1 within 1e-12",
-                  abs(largest_x_norm - 1) <= 1e-12),
-        condition("stable_step", "one eta with eta m lambda_max(H*) <= 1 in every run (Theorem 3.2's regime)",
-                  step, "<= 1", step <= 1 + 1e-12),
-        condition("lazy_regime", "the linearisation's regime: min over runs and recorded steps of "
-                  "lambda_min(H(W(t))) / lambda", lazy, ">= 1/2", lazy >= 0.5),
+                  min(r["lambda"] for r in runs) > 0, source="paper", role="hypothesis"),
+        condition("data_on_unit_sphere", "||x_i|| <= 1 (the template's), attained", largest_x_norm, "= 1 within 1e-12",
+                  abs(largest_x_norm - 1) <= 1e-12, source="template", role="hypothesis"),
+        condition("stable_step", "one eta with eta m lambda_max(H*) <= 1 in every run (Theorem 3.2's 'suitable eta' "
+                  "as the project reads it)", step, "<= 1", step <= 1 + 1e-12, source="derived", role="hypothesis"),
+        condition("lazy_regime", "the derived law's regime (the linearisation): min over runs and recorded steps of "
+                  "lambda_min(H(W(t))) / lambda", lazy, ">= 1/2", lazy >= 0.5, source="derived", role="reading"),
     ]
-    worst = max(np.abs(fit["residuals"])) if fit["finite"] else math.inf
+    levels = sorted({r["compute"] for r in rows})
+    slopes = _compute_slopes(rows, run_id)
+    with_slope = [v for v in slopes.values() if "slope" in v]
+    compute_choice = f"compute_levels = {tuple(s.compute_levels)} (x = eta lambda_inf C / (n d))"
+    if len(levels) < 3:
+        exponential = at_most("loss_exponential_in_compute", "every run's slope of log(L/L0) against compute < 0",
+                              math.nan, 0.0, source="paper", role="conclusion",
+                              not_tested=f"{len(levels)} distinct compute levels after rounding to multiples of "
+                                         "m_max n d (a t-interval needs 3)", free_choices=(compute_choice,))
+    else:
+        worst = max(v["slope"] for v in with_slope)
+        exponential = at_most(
+            "loss_exponential_in_compute",
+            f"log(L/L0) falls with compute C = N D T in every run: the largest over {len(slopes)} runs of the "
+            f"least-squares slope of log(L/L0) against C over all {len(levels)} compute levels, interval (max of the "
+            "runs' lower 95% t-ends, max of their upper ends): met when every run's interval is below 0",
+            worst, 0.0, source="paper", role="conclusion",
+            interval=(max(v["ci95"][0] for v in with_slope), max(v["ci95"][1] for v in with_slope)),
+            interval_kind="max over runs of each run's 95% t-interval", samples=len(levels), sample_unit="points",
+            checked=len(slopes), free_choices=(compute_choice,))
+    worst_residual = max(np.abs(fit["residuals"])) if fit["finite"] else math.inf
+    slow_choice = f"slow_share_min = {s.slow_share_min:g}"
+    # A loss that is not finite fails the exponent (measured inf); runs without a level where the slowest mode
+    # dominates leave it unformed: not tested, with the reason.
+    across_untested = None
+    if fit["finite"] and fit["runs_without_slow_levels"]:
+        across_untested = (f"{len(fit['runs_without_slow_levels'])} runs have no compute level where the slowest mode "
+                           f"carries >= {s.slow_share_min:.0%} of the law (the compute levels end too early)")
+    across = _exponent_prediction(
+        "exponent_across_runs",
+        f"|k - {c:g}| / {c:g} <= tolerance, k the slope through the origin of log(L/L0) - log p_1 against -x' over "
+        f"every run, at the levels where the slowest mode carries >= {s.slow_share_min:.0%} of the law (needs such "
+        "levels in every run)",
+        fit["slope"],
+        fit.get("stderr", math.nan), fit.get("slow_points", 0), s, not_tested=across_untested,
+        free_choices=(f"exponent_tolerance = {s.exponent_tolerance:g}", slow_choice, compute_choice))
     predictions = [
-        at_most("exponent_across_runs",
-                f"|k - {c:g}| / {c:g}, k the slope through the origin of log(L/L0) - log p_1 against -x' over every run, "
-                f"at the levels where the slowest mode carries >= {s.slow_share_min:.0%} of the law",
-                abs(-fit["slope"] - c) / c if fit["finite"] and not fit["runs_without_slow_levels"] else math.inf,
-                s.exponent_tolerance, checked=fit.get("slow_points", 0)),
+        exponential,
+        across,
         at_most("law_explains_every_run",
                 "max over runs and compute levels of |log(L/L0) - log(L_lin/L0)|, L_lin/L0 = sum_i p_i "
-                "(1 - eta m lambda_i)^(2T): the law, unfitted, derived at initialisation", worst, s.residual_max),
+                "(1 - eta m lambda_i)^(2T): the law, unfitted, derived at initialisation", worst_residual, s.residual_max,
+                source="derived", role="reading",
+                free_choices=(f"residual_max = ln 2 = {s.residual_max:.4g} (a factor 2; the lambda/2 drift lazy_regime "
+                              "allows can exceed it)", compute_choice)),
     ]
     per_run = fit["per_run"]
     findings = {
         "fitted_exponent_across_runs": -fit["slope"] if fit["finite"] else math.nan, "predicted_exponent": c,
-        "per_run_slopes": per_run, "eta": rows[0]["eta"], "lambda_inf": lam_inf,
+        "exponent_across_runs_stderr": fit.get("stderr", math.nan),
+        "per_run_slopes": per_run, "per_run_slopes_in_compute": slopes, "compute_levels": levels,
+        "eta": rows[0]["eta"], "lambda_inf": lam_inf,
         "lazy_ratio_min": lazy,
         "spread_at_equal_raw_compute_by_level": fit["spreads"],
         "spread_at_equal_raw_compute_max": max(fit["spreads"].values()),
@@ -250,25 +368,44 @@ def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
         "alpha_note": "the summary's L = alpha exp(-eta lambda C / alpha) has exponent 1/alpha per unit of "
                       "eta lambda C; the law has c/(n d): alpha = n d / c; the summary has no p_1",
     }
-    side = []
-    if within is not None:
+    r2_choice = f"r2_min = {s.r2_min:g}"
+    if within is not None and len(levels) >= 3:
         spread = max(within["intercepts"].values()) - min(within["intercepts"].values())
-        findings.update({"within_run_exponent": within["slope"], "within_run_r2_by_run": within["r2_by_group"],
+        min_r2 = min(within["r2_by_group"].values())
+        findings.update({"within_run_exponent": -within["slope"], "within_run_r2_by_run": within["r2_by_group"],
                          "within_run_intercept_spread": spread})
-        ok = abs(within["slope"] + c) <= s.exponent_tolerance * c and min(within["r2_by_group"].values()) >= s.r2_min
-        side.append({"name": "within-run law (a free intercept per run, fixed effects)",
-                     "verdict": "holds" if ok else "violated",
-                     "reason": "reported beside the claim, decides nothing: each run's decay, not one law across runs",
-                     "exponent": within["slope"], "min_r2_within_runs": min(within["r2_by_group"].values()),
-                     "intercept_spread_nats": spread})
-    slopes = [v["slope"] for v in per_run.values() if "slope" in v]
-    summary = (f"across runs: log(L/L0) - log p_1 = -{-fit['slope']:.3f} x' where the slowest mode dominates "
-               f"(predicted -{c:g}); the law derived at initialisation gives every loss within {worst:.3g} nats; lazy "
-               f"ratio min {lazy:.3g}; per-run slopes {min(slopes, default=math.nan):.3f}..{max(slopes, default=math.nan):.3f}; "
-               f"without p_1 (the summary's form) equal raw compute differs by up to {max(fit['spreads'].values()):.3g} "
-               "nats" if fit["finite"] else "no finite loss: no law")
+        predictions += [
+            _exponent_prediction(
+                "within_run_law", f"|k - {c:g}| / {c:g} <= tolerance, k the common slope of log(L/L0) against -x with a "
+                "free intercept per run (fixed effects): each run's decay, not one law across runs",
+                within["slope"], within["stderr"], len(rows), s, not_tested=None,
+                free_choices=(f"exponent_tolerance = {s.exponent_tolerance:g}", compute_choice)),
+            at_least("within_run_linearity", "smallest over runs of R^2 within the run of the within-run form",
+                     min_r2, s.r2_min, source="derived", role="reading", free_choices=(r2_choice, compute_choice)),
+        ]
+    else:
+        why = ("a loss is not finite: no within-run fit" if within is None else
+               f"{len(levels)} distinct compute levels: a fit with a free intercept per run needs 3")
+        for name in ("within_run_law", "within_run_linearity"):
+            predictions.append(at_most(name, "the within-run form (a free intercept per run)", math.nan, 0.0,
+                                       source="derived", role="reading", not_tested=why))
+    ms = f"m = {s.ms[0]} .. {s.ms[-1]}"
+    large_enough = asymptotic("m_large_enough", "m large enough (Theorem 3.2's hypothesis, on which the proposition "
+                              "rests; its threshold's constants are hidden)", ms)
+    in_compute = [v["slope"] for v in with_slope]
+    own = [v["slope"] for v in per_run.values() if "slope" in v]
+    summary = (f"every run's log(L/L0) against compute: slopes {min(in_compute, default=math.nan):.3g}.."
+               f"{max(in_compute, default=math.nan):.3g} per unit of C over {len(levels)} levels; "
+               + ((f"across runs: log(L/L0) - log p_1 = -{-fit['slope']:.3f} x' where the slowest mode dominates "
+                   if math.isfinite(fit["slope"]) and not fit["runs_without_slow_levels"] else
+                   f"across runs: no exponent ({len(fit['runs_without_slow_levels'])} runs have no level where the "
+                   "slowest mode dominates) ")
+                  + f"(predicted -{c:g}); the law derived at initialisation gives every loss within {worst_residual:.3g} "
+                  f"nats (reading: ln 2); lazy ratio min {lazy:.3g}; per-run slopes {min(own, default=math.nan):.3f}.."
+                  f"{max(own, default=math.nan):.3f}; without p_1 (the summary's form) equal raw compute differs by up "
+                  f"to {max(fit['spreads'].values()):.3g} nats" if fit["finite"] else "no finite loss: no law"))
     return Evaluation(calibrations, conditions, predictions, summary=summary, findings=findings, measurements=rows,
-                      table=_table(rows, run_id, per_run), side_reports=side)
+                      table=_table(rows, run_id, per_run), asymptotic=[large_enough], tested_range=ms)
 
 
 def _table(rows, run_id, per_run) -> dict:
