@@ -81,7 +81,8 @@ def test_several_claims_set_recorded_and_exit_status(tmp_path):
 
 def _claim_evaluating(claim_id, evaluation):
     claim = registry.get(claim_id)
-    return registry.Claim(**{**claim.__dict__, "evaluate": lambda settings, options: evaluation})
+    return registry.Claim(**{**claim.__dict__, "evaluate": lambda settings, options: evaluation,
+                             "plot": lambda result, out: []})
 
 
 @pytest.mark.parametrize("conclusion_met,reading_met,condition_met,code,strict_code", [
@@ -96,7 +97,8 @@ def test_exit_status_follows_the_paper_column_and_strict_the_readings(tmp_path, 
         calibrations=[], conditions=[condition("h", "assumed", 1.0, "<= 1", condition_met)],
         predictions=[at_most("c", "concluded", 0.5 if conclusion_met else 2.0, 1.0, source="paper", role="conclusion"),
                      at_most("r", "ours", 0.5 if reading_met else 2.0, 1.0, source="derived", role="reading")])
-    monkeypatch.setattr(registry, "claims", lambda: {"prop3_3": _claim_evaluating("prop3_3", evaluation)})
+    claim = _claim_evaluating("prop3_3", evaluation)
+    monkeypatch.setattr(registry, "claims", lambda: {"prop3_3": claim})
     assert main(["prop3_3", "--out", str(tmp_path)]) == code
     assert main(["prop3_3", "--out", str(tmp_path), "--strict"]) == strict_code
 
@@ -107,7 +109,8 @@ def test_console_prints_both_columns_apart(tmp_path, monkeypatch, capsys):
         predictions=[at_most("c", "concluded", 0.5, 1.0, source="paper", role="conclusion"),
                      at_most("r", "ours", 2.0, 1.0, source="derived", role="reading"),
                      at_most("s", "by construction", 0.0, 1.0, source="derived", role="sanity")])
-    monkeypatch.setattr(registry, "claims", lambda: {"prop3_3": _claim_evaluating("prop3_3", evaluation)})
+    claim = _claim_evaluating("prop3_3", evaluation)
+    monkeypatch.setattr(registry, "claims", lambda: {"prop3_3": claim})
     assert main(["prop3_3", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "PAPER prop3_3: CONFIRMED ON THE TESTED INSTANCES" in out

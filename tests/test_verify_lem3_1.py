@@ -23,7 +23,7 @@ LABELS = {
     "sup_uniform_in_m": ("derived", "reading"),
     "sup_linear_in_R": ("derived", "reading"),
     "derived_bound_holds": ("derived", "reading"),
-    "conclusion_probability": ("derived", "reading"),
+    "conclusion_probability": ("derived", "sanity"),
     "kernel_keeps_converging": ("derived", "reading"),
     "lambda_min_H_inf_positive": ("derived", "sanity"),
     "lambda_min_H0_at_least_half_lambda_inf": ("derived", "reading"),
@@ -69,8 +69,9 @@ def test_labels_and_the_paper_column_follow_the_rule(runs):
     assert record["paper_verdict"] == "not testable here" and record["asymptotic"] == []
     # the readings column: every counted prediction but the paper conclusion; the sanity check apart
     assert [r["name"] for r in record["readings"]] == [n for n, (_, role) in LABELS.items() if role == "reading"]
-    assert [x["name"] for x in record["sanity"]] == ["lambda_min_H_inf_positive"]
-    assert "d = 8 >= n = 8" in every["lambda_min_H_inf_positive"]["statement"]
+    assert [x["name"] for x in record["sanity"]] == ["conclusion_probability", "lambda_min_H_inf_positive"]
+    assert "Schur product theorem" in every["lambda_min_H_inf_positive"]["statement"]
+    assert "implied by derived_bound_holds" in every["conclusion_probability"]["statement"]
 
 
 def test_sup_uniform_in_m_is_decided_from_its_interval_not_its_estimate(runs):

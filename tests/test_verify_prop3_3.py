@@ -21,7 +21,7 @@ LABELS = {  # (source, role) of every condition and prediction, as decided in is
     "data_on_unit_sphere": ("template", "hypothesis"),
     "stable_step": ("derived", "hypothesis"),
     "lazy_regime": ("derived", "reading"),
-    "loss_exponential_in_compute": ("paper", "conclusion"),
+    "loss_falls_with_compute": ("paper", "conclusion"),
     "exponent_across_runs": ("derived", "reading"),
     "law_explains_every_run": ("derived", "reading"),
     "within_run_law": ("derived", "reading"),
@@ -105,7 +105,7 @@ def test_labels_and_the_paper_column_the_rule_gives(records):
 
 def test_the_paper_conclusion_is_every_runs_slope_against_compute(records):
     record = records[None]
-    p = items(record)["loss_exponential_in_compute"]
+    p = items(record)["loss_falls_with_compute"]
     rows = record["measurements"]
     levels = sorted({r["compute"] for r in rows})
     assert len(levels) >= 3
@@ -144,7 +144,7 @@ def test_the_compute_levels_change_the_readings_only(records, tmp_path):
     main(["prop3_3", "--quick", "--set", "compute_levels=(1,2,3,4)", "--out", str(tmp_path), "--json", str(path)])
     other, base = _load(path), records[None]
     assert (other["paper_verdict"], other["paper_scope"]) == (base["paper_verdict"], base["paper_scope"])
-    assert items(other)["loss_exponential_in_compute"]["outcome"] == "met"
+    assert items(other)["loss_falls_with_compute"]["outcome"] == "met"
     assert [r["name"] for r in other["readings"]] == [r["name"] for r in base["readings"]]
     # ... what it moves (the finding the module docstring reports): the law's worst residual falls below ln 2
     outcomes = {r["name"]: r["outcome"] for r in other["readings"]}
@@ -177,8 +177,8 @@ def test_control_eta_too_large_is_detected_by_a_failed_prediction(records):
     control = records["eta_too_large"]
     every = items(control)
     assert control["control_outcome"]["detected"]
-    assert every["loss_exponential_in_compute"]["outcome"] == every["within_run_law"]["outcome"] == "failed"
-    assert every["loss_exponential_in_compute"]["interval"][0] > 0  # some run's loss grows with compute
+    assert every["loss_falls_with_compute"]["outcome"] == every["within_run_law"]["outcome"] == "failed"
+    assert every["loss_falls_with_compute"]["interval"][0] > 0  # some run's loss grows with compute
     assert control["paper_verdict"] == "hypotheses not met" and every["stable_step"]["outcome"] == "failed"
     # no level where the slowest mode dominates: the across-runs exponent cannot be formed, it is not "failed"
     assert every["exponent_across_runs"]["outcome"] == "not tested"

@@ -22,7 +22,7 @@ import numpy as np
 from verify.verdict import Calibration, calibration
 
 __all__ = ["dense_prefix_attention", "taylor_kernel_attention", "calibrate_attention", "calibrate_taylor_remainder",
-           "calibrate_section3_model", "calibrate_initial_variance", "gamma"]
+           "calibrate_section3_model", "calibrate_initial_variance", "calibrate_section3_shapes", "gamma"]
 
 UNIT_ROUNDOFF = {jnp.dtype(jnp.float64): 2.0**-53, jnp.dtype(jnp.float32): 2.0**-24}
 
@@ -208,3 +208,27 @@ def calibrate_initial_variance(key, d: int, m: int, sigmas=PROBE_SIGMAS) -> list
             abs(float(np.mean(W**2)) / sigma**2 - 1), tolerance,
             f"chi^2_N / N with N = {n}: two-sided quantiles at false-alarm probability {VARIANCE_FALSE_ALARM:g}"))
     return out
+
+
+#: The shape of the non-degenerate Section 3 probe: n > d (X X^T singular), d_out > 1 (the blocks coupling outputs),
+#: sigma != 1, m not a multiple of the sign-pattern grouping. A transposition, a missing Kronecker factor or a wrong
+#: power of sigma that the checks' own instances (d_out = 1, n = d, sigma = 1) would hide shows here.
+SHAPE_PROBE = {"n": 5, "d": 3, "d_out": 2, "m": 37, "sigma": 1.5}
+
+
+def calibrate_section3_shapes(key) -> list[Calibration]:
+    """:func:`calibrate_section3_model` (closed-form gradient and both NTK evaluations against autodiff of a forward pass
+    written out again) on an instance of its own with the non-degenerate shape :data:`SHAPE_PROBE`, drawn through the
+    library's sampling and initialisation, the calibrations named ``*_nondegenerate``."""
+    import dataclasses
+
+    from ntkprefix import model, sampling
+
+    p = SHAPE_PROBE
+    k_x, k_w, k_a = jax.random.split(key, 3)
+    X, Y = sampling.section3_data(k_x, n=p["n"], d=p["d"], d_out=p["d_out"])
+    W = model.init_prefix_weights(k_w, p["d"], p["m"], p["sigma"])
+    a = model.random_signs(k_a, p["d_out"], p["m"])
+    shape = ", ".join(f"{k} = {v}" for k, v in p.items())
+    return [dataclasses.replace(c, name=f"{c.name}_nondegenerate", statement=f"{c.statement} ({shape})")
+            for c in calibrate_section3_model(W, X, Y, a)]

@@ -28,8 +28,12 @@ x = eta lambda_inf C / (n d) spans 2 .. 16 (lambda_inf = lambda_min of the infin
 run); lambda_min(H(W(t))) recorded along each run. Calibrated: the closed-form gradient and NTK against autodiff,
 and model.init_prefix_weights against N(0, sigma^2 I) at sigma = 0.5 and 1.5.
 
-Two columns (verify.verdict): the paper's statement is judged from loss_exponential_in_compute only; the derived
-law's predictions are the project's readings.
+Two columns (verify.verdict): the paper's statement is judged from loss_falls_with_compute only; the derived
+law's predictions are the project's readings. The paper's conclusion is tested only in the part whose words carry no
+constant, that the loss FALLS with compute in every run; that it falls EXPONENTIALLY (log L linear in C) needs a
+tolerance of ours, so the exponential form is the readings within_run_linearity (R^2 >= r2_min) and within_run_law
+(the rate c), never the paper column. The per-run fits are of a deterministic curve given W(0): their t-intervals
+measure its departure from a line, not sampling noise.
 Conditions: lambda_positive [paper hypothesis] lambda > 0; data_on_unit_sphere [template hypothesis] ||x_i|| = 1
 (attained); stable_step [derived hypothesis] one eta with eta m lambda_max(H*) <= 1 in every run (Theorem 3.2's
 "suitable eta" as the project reads it); lazy_regime [derived reading] the derived law's regime,
@@ -37,7 +41,7 @@ lambda_min(H(W(t))) >= lambda / 2 throughout every run.
 Asymptotic hypothesis: Theorem 3.2's "m large enough" (the proposition rests on it): the tested range is recorded,
 never met or failed.
 Prediction of the paper's statement:
-  loss_exponential_in_compute [paper conclusion]  in every run, log(L/L0) falls with compute: each run's least-squares
+  loss_falls_with_compute [paper conclusion]  in every run, log(L/L0) falls with compute: each run's least-squares
                            slope of log(L/L0) against C over ALL its compute levels (>= 3, else not tested) has its
                            two-sided 95% t-interval below 0. Measured: the largest slope over runs, with the interval
                            (max of the runs' lower ends, max of their upper ends): met iff every run's upper end < 0,
@@ -64,7 +68,7 @@ and the spread of log(L/L0) at equal raw compute without p_1 (the summary's form
 residual loads the slowest mode, which varies from seed to seed.
 
 Control ``eta_too_large``: eta m lambda_max = 10 at the largest m (unstable: the loss grows in some run): breaks
-loss_exponential_in_compute and within_run_law (exponent_across_runs is not tested there: the law's unstable modes
+loss_falls_with_compute and within_run_law (exponent_across_runs is not tested there: the law's unstable modes
 leave no level where the slowest mode dominates); the paper column says "hypotheses not met" (stable_step).
 """
 
@@ -95,7 +99,7 @@ STATEMENT = ("The training loss falls exponentially in compute C_cpt = N D T (N 
 CONTROLS = {
     "eta_too_large": Control("one step size with eta m lambda_max = 10 at the largest m (unstable: the loss grows in "
                              "some run)", {"eta_constant": 10.0},
-                             breaks=("loss_exponential_in_compute", "within_run_law")),
+                             breaks=("loss_falls_with_compute", "within_run_law")),
 }
 PREDICTED_C = 2.0  # linearised GD on the squared loss [derived]
 SIGNIFICANCE = 3.0  # the fitted exponents are decided from slope +- 3 standard errors
@@ -173,7 +177,8 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     runs.sort(key=lambda r: (r["seed"], r["m"]))
     calibrations = (instruments.calibrate_section3_model(runs[0]["W0"], X, Y, runs[0]["a"])
                     + instruments.calibrate_initial_variance(jax.random.fold_in(key, 10**6 + 1), s.d,
-                                                                  max(s.ms[-1], 4096)))
+                                                                  max(s.ms[-1], 4096))
+                    + instruments.calibrate_section3_shapes(jax.random.fold_in(key, 10**6 + 2)))
     if not all(c.met for c in calibrations):
         return Evaluation.instrument_error(calibrations)
 
@@ -313,14 +318,14 @@ def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
     with_slope = [v for v in slopes.values() if "slope" in v]
     compute_choice = f"compute_levels = {tuple(s.compute_levels)} (x = eta lambda_inf C / (n d))"
     if len(levels) < 3:
-        exponential = at_most("loss_exponential_in_compute", "every run's slope of log(L/L0) against compute < 0",
+        exponential = at_most("loss_falls_with_compute", "every run's slope of log(L/L0) against compute < 0",
                               math.nan, 0.0, source="paper", role="conclusion",
                               not_tested=f"{len(levels)} distinct compute levels after rounding to multiples of "
                                          "m_max n d (a t-interval needs 3)", free_choices=(compute_choice,))
     else:
         worst = max(v["slope"] for v in with_slope)
         exponential = at_most(
-            "loss_exponential_in_compute",
+            "loss_falls_with_compute",
             f"log(L/L0) falls with compute C = N D T in every run: the largest over {len(slopes)} runs of the "
             f"least-squares slope of log(L/L0) against C over all {len(levels)} compute levels, interval (max of the "
             "runs' lower 95% t-ends, max of their upper ends): met when every run's interval is below 0",
