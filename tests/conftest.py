@@ -64,3 +64,30 @@ def assert_reproducible(claim_id: str, seeds: tuple[int, int], **small) -> None:
         r.pop("wall_time_s")
     assert a == b
     assert a["measurements"] != c["measurements"]
+
+
+def quick_results(request, tmp_path_factory, claim_id: str) -> tuple[Path, dict]:
+    """(output folder, {control name or None: its Result as JSON, measurements included}) of the quick run of one
+    claim and each of its controls: the session's `--all --quick --controls` run (quick_all) when another collected
+    test file needs it anyway, else runs of this claim and its controls alone through the command line (so that
+    running one test file costs that claim only). Either way the folder holds <claim>.json and
+    <claim>_control_<name>.json, each one Result."""
+    from verify import registry
+    from verify.__main__ import main
+
+    names = [None, *registry.get(claim_id).controls]
+    stems = {name: claim_id if name is None else f"{claim_id}_control_{name}" for name in names}
+    shared = any("quick_all" in getattr(item, "fixturenames", ()) for item in request.session.items
+                 if item.module is not request.module)
+    if shared:
+        out = request.getfixturevalue("quick_all")[1]
+    else:
+        out = tmp_path_factory.mktemp(claim_id)
+        for name in names:
+            path = out / f"{stems[name]}.json"
+            main([claim_id, "--quick", *([] if name is None else ["--control", name]), "--out", str(out),
+                  "--json", str(path)])
+            data = json.loads(path.read_text())  # a control run's --json holds {"results": [its result]}
+            if "results" in data:
+                path.write_text(json.dumps(data["results"][0], indent=2) + "\n")
+    return out, {name: json.loads((out / f"{stems[name]}.json").read_text()) for name in names}

@@ -33,7 +33,7 @@ def test_all_with_controls_writes_results_and_report(quick_all):
             assert p["outcome"] in outcomes and p["source"] in SOURCES and p["role"] in ROLES
             assert "met" not in p  # one outcome, three-valued (four with "not tested"), never a boolean beside it
         for c in claim["conditions"]:
-            assert {"name", "statement", "measured", "required", "outcome", "source", "role"} <= set(c)
+            assert {"name", "statement", "measured", "required", "outcome", "source", "role", "interval"} <= set(c)
         # No paper verdict rests on a template or derived prediction: a paper column that is decided by conclusions
         # names only paper-sourced ones, and every reading listed is not a paper conclusion.
         for r in claim["readings"]:

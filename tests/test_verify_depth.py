@@ -10,7 +10,7 @@ import pytest
 import verify
 from verify.settings import SettingsError
 from ntkprefix import bounds, depth
-from tests.conftest import claim_record, items
+from tests.conftest import items, quick_results
 from verify.checks import depth as depth_check
 
 #: (source, role) of every condition and prediction, as decided in issue 15.
@@ -25,28 +25,12 @@ LABELS = {
 
 @pytest.fixture(scope="module")
 def runs(request, tmp_path_factory):
-    """(output folder, {control name or None: record}), records as results.json holds them.
-
-    When the session runs `--all --quick --controls` anyway (quick_all, for other test files), its records are
-    used; run on its own, this file runs depth and its controls only, through the command line, each into its JSON.
-    """
+    """(output folder, {control name or None: record}), records as results.json holds them."""
     from verify import report
-    from verify.__main__ import main
     from verify.result import Result, to_jsonable
 
-    names = [None, *depth_check.CONTROLS]
-    if any("quick_all" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        _, out, results = request.getfixturevalue("quick_all")
-        return out, {name: claim_record(results, "depth", name) for name in names}
-    out = tmp_path_factory.mktemp("depth")
-    records = {}
-    for name in names:
-        path = out / ("depth.json" if name is None else f"depth_control_{name}.json")
-        control = [] if name is None else ["--control", name]
-        assert main(["depth", "--quick", *control, "--out", str(out), "--json", str(path)]) == (0 if name is None else 1)
-        data = json.loads(path.read_text())
-        records[name] = to_jsonable(report.record(Result.from_dict(data if name is None else data["results"][0])))
-    return out, records
+    out, results = quick_results(request, tmp_path_factory, "depth")
+    return out, {name: to_jsonable(report.record(Result.from_dict(r))) for name, r in results.items()}
 
 
 def test_quick_run_is_not_a_claim_of_the_paper_and_every_reading_is_met(runs):

@@ -9,7 +9,7 @@ import math
 import jax
 import pytest
 
-from tests.conftest import assert_reproducible, claim_record, items
+from tests.conftest import assert_reproducible, items, quick_results
 from verify.checks import lem3_1
 from verify.fitting import one_sided_clopper_pearson
 
@@ -32,25 +32,13 @@ LABELS = {
 
 @pytest.fixture(scope="module")
 def runs(request, tmp_path_factory):
-    """(output folder, the quick run's record, the control's record), records as results.json holds them.
-
-    When the session runs `--all --quick --controls` anyway (quick_all, for other test files), its records are
-    used; run on its own, this file runs lem3_1 and its control only, through the command line, each into its JSON.
-    """
+    """(output folder, the quick run's record, the control's record), records as results.json holds them."""
     from verify import report
-    from verify.__main__ import main
     from verify.result import Result, to_jsonable
 
-    if any("quick_all" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        _, out, results = request.getfixturevalue("quick_all")
-        return out, claim_record(results, "lem3_1"), claim_record(results, "lem3_1", CONTROL)
-    out = tmp_path_factory.mktemp("lem3_1")
-    claim_json, control_json = out / "lem3_1.json", out / f"lem3_1_control_{CONTROL}.json"
-    assert main(["lem3_1", "--quick", "--out", str(out), "--json", str(claim_json)]) == 0
-    assert main(["lem3_1", "--quick", "--control", CONTROL, "--out", str(out), "--json", str(control_json)]) == 1
-    claim = Result.from_dict(json.loads(claim_json.read_text()))
-    control = Result.from_dict(json.loads(control_json.read_text())["results"][0])
-    return out, to_jsonable(report.record(claim)), to_jsonable(report.record(control))
+    out, results = quick_results(request, tmp_path_factory, "lem3_1")
+    record = {name: to_jsonable(report.record(Result.from_dict(r))) for name, r in results.items()}
+    return out, record[None], record[CONTROL]
 
 
 def test_labels_and_the_paper_column_follow_the_rule(runs):

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.conftest import assert_reproducible, items
-from verify.checks import prop3_3
+from tests.conftest import assert_reproducible, items, quick_results
 from verify.fitting import common_slope_fit
 from verify.result import Result
 from verify.verdict import Asymptotic, Calibration, Condition, Evaluation, Prediction, judge
@@ -29,30 +28,10 @@ LABELS = {  # (source, role) of every condition and prediction, as decided in is
 }
 
 
-def _load(path):
-    data = json.loads(path.read_text())
-    return data["results"][0] if "results" in data else data
-
-
 @pytest.fixture(scope="module")
 def records(request, tmp_path_factory):
-    """{None: the quick claim's JSON record (with its measurements), control name: the control's}, written by the
-    command line: from the session's `--all --quick --controls` run when other collected tests need it anyway, else
-    from runs of this claim alone."""
-    from verify.__main__ import main
-
-    shared = any("quick_all" in getattr(item, "fixturenames", ()) for item in request.session.items
-                 if item.module is not request.module)
-    if shared:
-        out = request.getfixturevalue("quick_all")[1]
-    else:
-        out = tmp_path_factory.mktemp("prop3_3")
-        assert main(["prop3_3", "--quick", "--out", str(out), "--json", str(out / "prop3_3.json")]) == 0
-        for name in prop3_3.CONTROLS:
-            main(["prop3_3", "--quick", "--control", name, "--out", str(out),
-                  "--json", str(out / f"prop3_3_control_{name}.json")])
-    return {None: _load(out / "prop3_3.json"),
-            **{name: _load(out / f"prop3_3_control_{name}.json") for name in prop3_3.CONTROLS}}
+    """{None: the quick claim's Result JSON (with its measurements), control name: the control's}."""
+    return quick_results(request, tmp_path_factory, "prop3_3")[1]
 
 
 def _evaluation(record: dict, **changed_outcomes) -> Evaluation:
@@ -142,7 +121,7 @@ def test_the_compute_levels_change_the_readings_only(records, tmp_path):
 
     path = tmp_path / "levels.json"
     main(["prop3_3", "--quick", "--set", "compute_levels=(1,2,3,4)", "--out", str(tmp_path), "--json", str(path)])
-    other, base = _load(path), records[None]
+    other, base = json.loads(path.read_text()), records[None]
     assert (other["paper_verdict"], other["paper_scope"]) == (base["paper_verdict"], base["paper_scope"])
     assert items(other)["loss_falls_with_compute"]["outcome"] == "met"
     assert [r["name"] for r in other["readings"]] == [r["name"] for r in base["readings"]]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.conftest import assert_reproducible, items
+from tests.conftest import assert_reproducible, items, quick_results
 from verify.checks import thm3_2
 from verify.result import Result
 from verify.verdict import Asymptotic, Calibration, Condition, Evaluation, Prediction, judge
@@ -32,27 +32,9 @@ LABELS = {  # (source, role) of every condition and prediction, as decided in is
 
 @pytest.fixture(scope="module")
 def records(request, tmp_path_factory):
-    """{None: the quick claim's JSON record, control name: the control's}: each a Result written by the command line.
-    From the session's `--all --quick --controls` run when other collected tests need it anyway, else from runs of
-    this claim alone (so that running this file costs this claim only)."""
-    from verify.__main__ import main
-
-    shared = any("quick_all" in getattr(item, "fixturenames", ()) for item in request.session.items
-                 if item.module is not request.module)
-    if shared:
-        out = request.getfixturevalue("quick_all")[1]
-    else:
-        out = tmp_path_factory.mktemp("thm3_2")
-        assert main(["thm3_2", "--quick", "--out", str(out), "--json", str(out / "thm3_2.json")]) == 0
-        for name in thm3_2.CONTROLS:
-            main(["thm3_2", "--quick", "--control", name, "--out", str(out),
-                  "--json", str(out / f"thm3_2_control_{name}.json")])
-
-    def load(stem):
-        data = json.loads((out / f"{stem}.json").read_text())
-        return data["results"][0] if "results" in data else data
-
-    return {"out": out, None: load("thm3_2"), **{name: load(f"thm3_2_control_{name}") for name in thm3_2.CONTROLS}}
+    """{"out": the output folder, None: the quick claim's Result JSON, control name: the control's}."""
+    out, results = quick_results(request, tmp_path_factory, "thm3_2")
+    return {"out": out, **results}
 
 
 def _evaluation(record: dict, **changed_outcomes) -> Evaluation:

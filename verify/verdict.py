@@ -131,6 +131,8 @@ class Condition:
       outcome: ``met`` or ``failed`` (a condition is measured exactly on the instances).
       source: the tag of the hypothesis and of every constant in it (``paper``, ``template``, ``derived``).
       role: ``hypothesis`` (the claim's own, possibly operationalised) or ``reading`` (a rule of the project's).
+      interval, interval_kind: the measured value twice ("exact": measured on the instances themselves, no sampling
+        error to allow for); None for a measurement that is not a number.
     """
 
     name: str
@@ -140,11 +142,17 @@ class Condition:
     outcome: Outcome
     source: str = "paper"
     role: str = "hypothesis"
+    interval: tuple[float, float] | None = None
+    interval_kind: str = "exact"
 
     def __post_init__(self):
         _check_label("source", self.source, SOURCES)
         _check_label("condition role", self.role, CONDITION_ROLES)
         object.__setattr__(self, "outcome", Outcome(self.outcome))
+        if self.interval is None and _finite(self.measured):
+            object.__setattr__(self, "interval", (float(self.measured), float(self.measured)))
+        elif self.interval is not None:
+            object.__setattr__(self, "interval", tuple(float(v) for v in self.interval))
 
     @property
     def met(self) -> bool:
