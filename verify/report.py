@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from verify.result import Result, to_jsonable
-from verify.verdict import Asymptotic, Calibration, Condition, Prediction, format_number
+from verify.verdict import Asymptotic, Calibration, Condition, Prediction, format_number, is_paper_conclusion
 
 __all__ = ["record", "write_results", "write_report", "verdict_table", "update_readme"]
 
@@ -69,7 +69,7 @@ def _marked(items: list[dict]) -> str:
 
 
 def _paper_conclusions(record: dict) -> list[dict]:
-    return [p for p in record["predictions"] if p["role"] == "conclusion" and p["source"] == "paper"]
+    return [p for p in record["predictions"] if is_paper_conclusion(p)]
 
 
 def verdict_table(records: list[dict]) -> str:

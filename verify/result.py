@@ -150,11 +150,6 @@ class Result:
         """The readings column in words: each reading by name with its outcome."""
         return "; ".join(f"{r['name']} {r['outcome']}" for r in self.readings) or "none"
 
-    @property
-    def not_met(self) -> list[str]:
-        """Names of the conditions and predictions whose outcome is not met (failed, inconclusive, not tested)."""
-        return [x["name"] for x in (*self.conditions, *self.predictions) if x["outcome"] != "met"]
-
     def to_dict(self) -> dict:
         return to_jsonable(dataclasses.asdict(self))
 

@@ -69,6 +69,7 @@ __all__ = [
     "asymptotic",
     "calibration",
     "judge",
+    "is_paper_conclusion",
     "format_number",
     "more_samples_to_decide",
 ]
@@ -475,16 +476,6 @@ class Judgement:
     readings: tuple[dict, ...]
     sanity: tuple[dict, ...]
 
-    @property
-    def readings_summary(self) -> str:
-        if not self.readings:
-            return "none"
-        counts = {}
-        for r in self.readings:
-            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-        order = [o.value for o in Outcome]
-        return ", ".join(f"{counts[o]} {o}" for o in order if o in counts)
-
 
 def _reading_record(x: Condition | Prediction) -> dict:
     return {"name": x.name, "kind": "condition" if isinstance(x, Condition) else "prediction",
@@ -492,8 +483,11 @@ def _reading_record(x: Condition | Prediction) -> dict:
             "free_choices": list(getattr(x, "free_choices", ()))}
 
 
-def is_paper_conclusion(p: Prediction) -> bool:
-    return p.role == "conclusion" and p.source == "paper"
+def is_paper_conclusion(p: Prediction | dict) -> bool:
+    """Whether a prediction (or its JSON record) decides the paper column: a conclusion whose words and constants are
+    the paper's."""
+    role, source = (p["role"], p["source"]) if isinstance(p, dict) else (p.role, p.source)
+    return role == "conclusion" and source == "paper"
 
 
 def judge(evaluation: Evaluation, *, paper_claim: bool = True) -> Judgement:
