@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install verify verify-quick test test-thorough bench bench-newer-jax test-newer-jax figures mutants clean
+.PHONY: install reference-env verify verify-quick test test-thorough bench bench-newer-jax test-newer-jax figures mutants clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,13 +18,37 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The reference environment $(NT_VENV) (issue 16): neural-tangents 0.6.5 on jax 0.4.25, without TensorFlow, for
+# reference/nt_ntk.py, which tests/test_neural_tangents.py runs to compare kernels.ntk_matrix with every one of
+# neural-tangents' NTK implementations. Python version and pins: [tool.ntkprefix.reference] of pyproject.toml; the
+# interpreter is python<version> from PATH, else pyenv's newest <version>.x. `make test` creates it.
+NT_VENV ?= .venv-nt
+NT_STAMP := $(NT_VENV)/.installed-stamp
+NT_TABLE = $(PYTHON) -c 'import sys, tomllib; t = tomllib.load(open("pyproject.toml", "rb"))["tool"]["ntkprefix"]["reference"][sys.argv[1]]; print(t if isinstance(t, str) else " ".join(t))'
+
+$(NT_STAMP): pyproject.toml
+	@v=$$($(NT_TABLE) python); \
+	if ! $(NT_VENV)/bin/python -c "import sys; sys.exit(sys.version.split()[0].rsplit('.', 1)[0] != '$$v')" 2>/dev/null; then \
+		interp=$$(command -v python$$v 2>/dev/null || ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
+		test -n "$$interp" || { echo "the reference environment needs Python $$v: python$$v on PATH or pyenv's $$v.x"; exit 1; }; \
+		rm -rf $(NT_VENV); $$interp -m venv $(NT_VENV) || exit 1; \
+	fi
+	@echo "installing the reference environment into $(NT_VENV) (log: $(NT_VENV)/install.log)"
+	@{ $(NT_VENV)/bin/python -m pip install $$($(NT_TABLE) requirements) && \
+	   $(NT_VENV)/bin/python -m pip install --no-deps $$($(NT_TABLE) no-deps); } \
+		> $(NT_VENV)/install.log 2>&1 || { tail -n 40 $(NT_VENV)/install.log; exit 1; }
+	@$(NT_VENV)/bin/python reference/nt_ntk.py --versions
+	@touch $(NT_STAMP)
+
+reference-env: $(NT_STAMP)
+
 verify: $(STAMP)
 	$(PY) -m verify --all --out $(OUT)
 
 verify-quick: $(STAMP)
 	$(PY) -m verify --all --quick --controls --out $(OUT)
 
-test: $(STAMP)
+test: $(STAMP) $(NT_STAMP)
 	$(PY) -m pytest
 
 # Every hypothesis property (pytest marks them "hypothesis") with the thorough profile: 2000 random examples each.
