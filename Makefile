@@ -24,6 +24,7 @@ install: $(STAMP)
 # interpreter is python<version> from PATH, else pyenv's newest <version>.x. `make test` creates it.
 NT_VENV ?= .venv-nt
 NT_STAMP := $(NT_VENV)/.installed-stamp
+export NT_VENV
 NT_TABLE = $(PYTHON) -c 'import sys, tomllib; t = tomllib.load(open("pyproject.toml", "rb"))["tool"]["ntkprefix"]["reference"][sys.argv[1]]; print(t if isinstance(t, str) else " ".join(t))'
 
 $(NT_STAMP): pyproject.toml

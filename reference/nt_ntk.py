@@ -9,7 +9,8 @@ IN.npz holds W (d, m), X (n, d), a (d_out, m) and output_scale (the scalar c_m).
 implementation name of neural_tangents.NtkImplementation (JACOBIAN_CONTRACTION, NTK_VECTOR_PRODUCTS,
 STRUCTURED_DERIVATIVES, AUTO), the array neural-tangents returns for empirical_ntk_fn(trace_axes=(), vmap_axes=0)
 at (X, None, W): Theta[i, j, l, l'] = <dF_l(x_i)/dW, dF_l'(x_j)/dW>, shape (n, n, d_out, d_out), without the 1/m of
-H and without any reordering (the comparing test does both, in sight), plus the versions it ran with.
+H and without any reordering (the comparing test does both, in sight); plus the versions it ran with
+("version:<package>") and whether TensorFlow was imported ("tensorflow_imported", False).
 
 The forward is written out here, F(W, x)_l = c_m <a_l, softmax(W^T x)> (PAPER.md section 2), rather than imported
 from ntkprefix: the reference then shares no code with the library under test (not its softmax, not its matrix
@@ -47,9 +48,9 @@ def versions() -> dict:
 def empirical_ntks(W, X, a, output_scale: float) -> dict:
     W, X, a = (jnp.asarray(v, jnp.float64) for v in (W, X, a))
 
-    def apply_fn(params, x):  # x: (d,) -> (d_out,); vmap_axes=0 maps it over the n rows
-        scores = jnp.matmul(x, params, precision=jax.lax.Precision.HIGHEST)  # (m,) = W^T x
-        return output_scale * jnp.matmul(a, jax.nn.softmax(scores), precision=jax.lax.Precision.HIGHEST)
+    def apply_fn(params, x):  # x: (N, d) -> (N, d_out), row by row (vmap_axes=0 says so to neural-tangents)
+        scores = jnp.matmul(x, params, precision=jax.lax.Precision.HIGHEST)  # (N, m): row i is W^T x_i
+        return output_scale * jnp.matmul(jax.nn.softmax(scores, axis=-1), a.T, precision=jax.lax.Precision.HIGHEST)
 
     out = {}
     for name in IMPLEMENTATIONS:
@@ -72,7 +73,7 @@ def main(argv) -> int:
         W, X, a, output_scale = f["W"], f["X"], f["a"], float(f["output_scale"])
     kernels = empirical_ntks(W, X, a, output_scale)
     meta = {f"version:{k}": np.array(v) for k, v in versions().items()}
-    np.savez(dst, **kernels, **meta)
+    np.savez(dst, **kernels, **meta, tensorflow_imported=np.array("tensorflow" in sys.modules))
     return 0
 
 

@@ -44,3 +44,15 @@ def test_make_test_newer_jax_selects_existing_tests():
     sources = "".join((ROOT / f).read_text() for f in files)
     for name in excluded:  # each excluded name matches a test (or a parameter id) of the selected files
         assert name in sources, f"-k excludes {name!r}, which names no test of {files}"
+
+
+def test_reference_environment_pins_neural_tangents_on_its_jax_and_make_test_creates_it():
+    # issue 16: neural-tangents 0.6.5 in its own environment, every requirement pinned, TensorFlow not among them
+    table = _pyproject()["tool"]["ntkprefix"]["reference"]
+    assert all("==" in r for r in table["requirements"] + table["no-deps"]), "every reference requirement is pinned"
+    pins = _pins(table["requirements"] + table["no-deps"])
+    assert pins["neural-tangents"] == "0.6.5" and table["no-deps"] == ["neural-tangents==0.6.5"]
+    assert pins["jax"] == pins["jaxlib"] == "0.4.25", "0.4.25 is the last jax on which all four NT implementations work"
+    assert not {"tensorflow", "tf2jax"} & set(pins), "the reference environment runs without TensorFlow"
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test: .*\$\(NT_STAMP\)", makefile, re.M), "make test must create the reference environment"

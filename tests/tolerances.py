@@ -62,9 +62,7 @@ def ntk_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
     d_out = a.shape[0]
     c = float(m) if output_scale is None else float(output_scale)
     u = 2.0**-53
-    z = X @ W
-    zeta = 2 * gamma(d, u) * np.linalg.norm(X, axis=1).max() * np.linalg.norm(W, axis=0).max() + 2 * u * np.abs(z).max() * (1 + u)
-    theta = math.exp(2 * zeta) * (1 + gamma(m + 8, u)) - 1
+    theta, sigma, gbar = _softmax_error(W, X, u)
     alpha = theta + gamma(m, u) * (1 + theta)
     eps_G = ((1 + theta) * (1 + gamma(3, u)) - 1) + (1 + theta) * (1 + gamma(3, u)) * alpha / 2
     eps_dense = (1 + gamma(d, u)) * (1 + eps_G) ** 2 * (1 + gamma(m + 3, u)) - 1
@@ -73,10 +71,54 @@ def ntk_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
     B = 3 * beta_p + 2 * alpha * (1 + beta_p) + (1 + alpha) ** 2 * (1 + beta_p) - 1 + 4 * gamma(5, u) * (1 + alpha) ** 2 * (1 + beta_p)
     patterns = ((1 + gamma(d + 5, u)) * B + 4 * gamma(d + 5, u)) / 4
     eps_auto = (1 + eps_G) ** 2 * (1 + gamma(d * m + 3, u)) - 1
+    E = (4 * c**2 / m) * gbar * sigma * max(eps_dense, patterns, eps_auto)
+    return np.kron(E, np.ones((d_out, d_out)))
+
+
+def _softmax_error(W: np.ndarray, X: np.ndarray, u: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """(theta, sigma, gbar) of step 1 of ntk_rounding_bound: the computed softmax is S_r (1 + theta_r) with
+    |theta_r| <= theta; sigma >= sum_r S_r(x_i) S_r(x_j) exactly (from the computed softmax); gbar_ij = sum_k |x_ik x_jk|."""
+    d, m = W.shape
+    z = X @ W
+    zeta = 2 * gamma(d, u) * np.linalg.norm(X, axis=1).max() * np.linalg.norm(W, axis=0).max() + 2 * u * np.abs(z).max() * (1 + u)
+    theta = math.exp(2 * zeta) * (1 + gamma(m + 8, u)) - 1
     S = np.asarray(model.prefix_softmax(W, X), np.float64)
     sigma = S @ S.T * (1 + gamma(m + 1, u)) / (1 - theta) ** 2
-    gbar = np.abs(X) @ np.abs(X).T
-    E = (4 * c**2 / m) * gbar * sigma * max(eps_dense, patterns, eps_auto)
+    return theta, sigma, np.abs(X) @ np.abs(X).T
+
+
+def ntk_reference_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
+    """E with |Theta_computed / m - H| <= E entrywise, Theta_computed the empirical NTK that neural-tangents returns
+    (any of its four implementations) for the forward of reference/nt_ntk.py, c_m <a_l, jax.nn.softmax(W^T x)>, in
+    float64; H the exact NTK. (n d_out, n d_out), rows (i, l).
+
+    Model. Whatever the implementation, Theta is computed from the computed softmax values by a program of +, -, x
+    (a Jacobian contracted over the d m parameters; or a VJP followed by a JVP; or the same factors contracted in
+    another order, STRUCTURED_DERIVATIVES, whose order was not traced op by op: every sum it forms is over the
+    parameters, at most d m terms, or over the m keys inside the forward). So each entry is a sum of monomials in
+    c, x_i, x_j, a and at most four softmax factors (two per side: S_r and the weighted mean sum_s S_s (.)), and
+    (Higham, Lemma 3.1 applied to each monomial) |Theta^ - Theta| <= ((1 + theta)^4 (1 + gamma_K) - 1) Theta_abs, where
+    theta is the softmax's relative error (step 1 of ntk_rounding_bound: the same exp(z - max z) / sum), K the
+    longest chain of roundings a monomial passes through, and Theta_abs the same program on absolute values.
+    * Theta_abs <= 4 c^2 gbar_ij sigma_ij: a derivative dF_l(x)/dw_r = c S_r (a_lr - sum_s S_s a_ls) x has absolute
+      program 2 c S_r |x|, so the contraction is at most sum_r 4 c^2 S_r(x_i) S_r(x_j) gbar_ij; the JVP of a VJP,
+      c sum_r a_lr S_r(x_i) (dz_r - sum_s S_s(x_i) dz_s) with |dz_r| <= 2 c S_r(x_j) gbar_ij, is at most
+      c (2 c gbar sigma + 2 c gbar sigma), the same.
+    * K: the derivative factor is m + 5 roundings deep (the weighted mean over m, the subtraction, the products by
+      S_r, c and x); the contraction over d m parameters adds d m + 1 (JACOBIAN_CONTRACTION: d m + m + 6); the JVP
+      adds d + 1 (dz), m + 1 (the mean), 3 (subtraction and two products), m + 1 (the sum over r and c)
+      (NTK_VECTOR_PRODUCTS: 3 m + d + 11). K = d m + 3 m + d + 16 bounds both, with 5 roundings to spare for the
+      extra products another order may form (the softmax's JVP rule or its derivative through exp and the normaliser).
+    * The division by m: one more rounding, gamma_{K + 1}.
+    """
+    W, X, a = (np.asarray(v, np.float64) for v in (W, X, a))
+    d, m = W.shape
+    d_out = a.shape[0]
+    c = float(m) if output_scale is None else float(output_scale)
+    u = 2.0**-53
+    theta, sigma, gbar = _softmax_error(W, X, u)
+    K = d * m + 3 * m + d + 16
+    E = (4 * c**2 / m) * gbar * sigma * ((1 + theta) ** 4 * (1 + gamma(K + 1, u)) - 1)
     return np.kron(E, np.ones((d_out, d_out)))
 
 
