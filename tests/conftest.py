@@ -91,3 +91,17 @@ def quick_results(request, tmp_path_factory, claim_id: str) -> tuple[Path, dict]
             if "results" in data:
                 path.write_text(json.dumps(data["results"][0], indent=2) + "\n")
     return out, {name: json.loads((out / f"{stems[name]}.json").read_text()) for name in names}
+
+
+def evaluation_of(record: dict, **changed_outcomes):
+    """The Evaluation a Result's JSON record was judged from (outcomes replaced where named), to apply the verdict
+    rule to it again."""
+    from verify.result import Result
+    from verify.verdict import Asymptotic, Calibration, Condition, Evaluation, Prediction
+
+    r = Result.from_dict(record)
+    predictions = [Prediction(**{**p, "outcome": changed_outcomes.get(p["name"], p["outcome"])}) for p in r.predictions]
+    conditions = [Condition(**{**c, "outcome": changed_outcomes.get(c["name"], c["outcome"])}) for c in r.conditions]
+    return Evaluation([Calibration(**c) for c in r.calibrations], conditions, predictions,
+                      asymptotic=[Asymptotic(**a) for a in r.asymptotic],
+                      tested_range=r.paper_scope.removeprefix("up to "))

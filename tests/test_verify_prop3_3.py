@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.conftest import assert_reproducible, items, quick_results
+from tests.conftest import assert_reproducible, evaluation_of, items, quick_results
 from verify.fitting import common_slope_fit
-from verify.result import Result
-from verify.verdict import Asymptotic, Calibration, Condition, Evaluation, Prediction, judge
+from verify.verdict import judge
 
 LABELS = {  # (source, role) of every condition and prediction, as decided in issue 15
     "lambda_positive": ("paper", "hypothesis"),
@@ -34,17 +33,6 @@ def records(request, tmp_path_factory):
     return quick_results(request, tmp_path_factory, "prop3_3")[1]
 
 
-def _evaluation(record: dict, **changed_outcomes) -> Evaluation:
-    """The Evaluation a JSON record was judged from (outcomes replaced where named), to apply the rule again."""
-    r = Result.from_dict(record)
-    predictions = [Prediction(**{**p, "interval": tuple(p["interval"]) if p["interval"] is not None else None,
-                                 "outcome": changed_outcomes.get(p["name"], p["outcome"])}) for p in r.predictions]
-    conditions = [Condition(**{**c, "outcome": changed_outcomes.get(c["name"], c["outcome"])}) for c in r.conditions]
-    return Evaluation([Calibration(**c) for c in r.calibrations], conditions, predictions,
-                      asymptotic=[Asymptotic(**a) for a in r.asymptotic],
-                      tested_range=r.paper_scope.removeprefix("up to "))
-
-
 def test_common_slope_fit_recovers_slope_intercepts_and_per_group_r2():
     rng = np.random.default_rng(0)
     x = np.tile(np.arange(1.0, 9.0), 3)
@@ -61,7 +49,7 @@ def test_labels_and_the_paper_column_the_rule_gives(records):
     every = items(record)
     assert {name: (x["source"], x["role"]) for name, x in every.items()} == LABELS
     assert record["paper_verdict"] == "consistent, not refuted" and record["paper_scope"] == "up to m = 1024 .. 4096"
-    j = judge(_evaluation(record))
+    j = judge(evaluation_of(record))
     assert (j.paper.value, j.paper_scope) == (record["paper_verdict"], record["paper_scope"])
     assert [a["name"] for a in record["asymptotic"]] == ["m_large_enough"]
     assert record["asymptotic"][0]["tested"] == "m = 1024 .. 4096"
@@ -105,7 +93,7 @@ def test_the_paper_conclusion_is_every_runs_slope_against_compute(records):
 def test_a_failed_reading_never_contradicts_the_paper(records):
     record = records[None]
     readings = [name for name, (_, role) in LABELS.items() if role == "reading"]
-    j = judge(_evaluation(record, **{name: "failed" for name in readings}))
+    j = judge(evaluation_of(record, **{name: "failed" for name in readings}))
     assert j.paper.value == record["paper_verdict"] == "consistent, not refuted"
     assert {r["outcome"] for r in j.readings} == {"failed"}
     # the quick run's own failed reading (one run at m = 2^10 leaves the law by more than ln 2) decides nothing

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.conftest import assert_reproducible, items, quick_results
+from tests.conftest import assert_reproducible, evaluation_of, items, quick_results
 from verify.checks import thm3_2
-from verify.result import Result
-from verify.verdict import Asymptotic, Calibration, Condition, Evaluation, Prediction, judge
+from verify.verdict import judge
 
 LABELS = {  # (source, role) of every condition and prediction, as decided in issue 15
     "lambda_positive": ("paper", "hypothesis"),
@@ -37,17 +36,6 @@ def records(request, tmp_path_factory):
     return {"out": out, **results}
 
 
-def _evaluation(record: dict, **changed_outcomes) -> Evaluation:
-    """The Evaluation a JSON record was judged from (outcomes replaced where named), to apply the rule again."""
-    r = Result.from_dict(record)
-    predictions = [Prediction(**{**p, "interval": tuple(p["interval"]) if p["interval"] is not None else None,
-                                 "outcome": changed_outcomes.get(p["name"], p["outcome"])}) for p in r.predictions]
-    conditions = [Condition(**{**c, "outcome": changed_outcomes.get(c["name"], c["outcome"])}) for c in r.conditions]
-    return Evaluation([Calibration(**c) for c in r.calibrations], conditions, predictions,
-                      asymptotic=[Asymptotic(**a) for a in r.asymptotic],
-                      tested_range=r.paper_scope.removeprefix("up to "))
-
-
 def test_labels_and_the_paper_column_the_rule_gives(records):
     record = records[None]
     every = items(record)
@@ -58,7 +46,7 @@ def test_labels_and_the_paper_column_the_rule_gives(records):
     # "violated"/"contradicted" by the proof step the feasible m do not reach.
     assert record["paper_verdict"] == "consistent, not refuted"
     assert record["paper_scope"] == f"up to m = {s.ms[0]} .. {s.ms[-1]}" == "up to m = 256 .. 8192"
-    j = judge(_evaluation(record))
+    j = judge(evaluation_of(record))
     assert (j.paper.value, j.paper_scope) == (record["paper_verdict"], record["paper_scope"])
     [large] = record["asymptotic"]
     assert large["name"] == "m_large_enough" and large["tested"] == "m = 256 .. 8192"
@@ -105,13 +93,13 @@ def test_a_failed_reading_never_contradicts_the_paper(records):
     readings = [x["name"] for x in record["conditions"] + record["predictions"]
                 if x["role"] not in ("hypothesis",) and not (x["source"] == "paper" and x["role"] == "conclusion")]
     assert readings
-    j = judge(_evaluation(record, **{name: "failed" for name in readings}))
+    j = judge(evaluation_of(record, **{name: "failed" for name in readings}))
     assert j.paper.value == record["paper_verdict"] == "consistent, not refuted"
     assert {r["outcome"] for r in j.readings} == {"failed"}
     # the paper's conclusion failing at the tested m cannot refute an asymptotic statement either (it is no trend) ...
-    assert judge(_evaluation(record, conclusion_probability="failed")).paper.value == "consistent, not refuted"
+    assert judge(evaluation_of(record, conclusion_probability="failed")).paper.value == "consistent, not refuted"
     # ... while a hypothesis left makes it "hypotheses not met"
-    assert judge(_evaluation(record, lambda_positive="failed")).paper.value == "hypotheses not met"
+    assert judge(evaluation_of(record, lambda_positive="failed")).paper.value == "hypotheses not met"
 
 
 def test_the_proof_step_is_a_finding_at_feasible_m_never_violated(records):
