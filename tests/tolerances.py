@@ -11,6 +11,7 @@ section 4.7). Nothing here is tuned to make a test pass: every factor is written
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -57,12 +58,8 @@ def ntk_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
     sigma is bounded from above from the computed softmax: sigma <= sum S^ S^ (1 + gamma_{m+1}) / (1 - theta)^2.
     Returns the largest of the three bounds, as an (n d_out, n d_out) array.
     """
-    W, X, a = (np.asarray(v, np.float64) for v in (W, X, a))
-    d, m = W.shape
-    d_out = a.shape[0]
-    c = float(m) if output_scale is None else float(output_scale)
-    u = 2.0**-53
-    theta, sigma, gbar = _softmax_error(W, X, u)
+    ntk = _NtkRounding.of(W, X, a, output_scale)
+    d, m, d_out, u, theta = ntk.d, ntk.m, ntk.d_out, ntk.u, ntk.theta
     alpha = theta + gamma(m, u) * (1 + theta)
     eps_G = ((1 + theta) * (1 + gamma(3, u)) - 1) + (1 + theta) * (1 + gamma(3, u)) * alpha / 2
     eps_dense = (1 + gamma(d, u)) * (1 + eps_G) ** 2 * (1 + gamma(m + 3, u)) - 1
@@ -71,8 +68,34 @@ def ntk_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
     B = 3 * beta_p + 2 * alpha * (1 + beta_p) + (1 + alpha) ** 2 * (1 + beta_p) - 1 + 4 * gamma(5, u) * (1 + alpha) ** 2 * (1 + beta_p)
     patterns = ((1 + gamma(d + 5, u)) * B + 4 * gamma(d + 5, u)) / 4
     eps_auto = (1 + eps_G) ** 2 * (1 + gamma(d * m + 3, u)) - 1
-    E = (4 * c**2 / m) * gbar * sigma * max(eps_dense, patterns, eps_auto)
-    return np.kron(E, np.ones((d_out, d_out)))
+    return ntk.absolute(max(eps_dense, patterns, eps_auto))
+
+
+@dataclasses.dataclass(frozen=True)
+class _NtkRounding:
+    """What both NTK bounds share: the shapes, c = c_m, u (float64), step 1's softmax error theta, sigma and gbar, and
+    the scale (4 c^2 / m) gbar sigma that turns a relative error into the absolute bound per (i, l), (j, l') entry."""
+
+    d: int
+    m: int
+    d_out: int
+    c: float
+    u: float
+    theta: float
+    sigma: np.ndarray
+    gbar: np.ndarray
+
+    @classmethod
+    def of(cls, W, X, a, output_scale) -> "_NtkRounding":
+        W, X, a = (np.asarray(v, np.float64) for v in (W, X, a))
+        d, m = W.shape
+        u = 2.0**-53
+        theta, sigma, gbar = _softmax_error(W, X, u)
+        return cls(d, m, a.shape[0], float(m) if output_scale is None else float(output_scale), u, theta, sigma, gbar)
+
+    def absolute(self, relative_error: float) -> np.ndarray:
+        E = (4 * self.c**2 / self.m) * self.gbar * self.sigma * relative_error
+        return np.kron(E, np.ones((self.d_out, self.d_out)))
 
 
 def _softmax_error(W: np.ndarray, X: np.ndarray, u: float) -> tuple[float, np.ndarray, np.ndarray]:
@@ -111,15 +134,10 @@ def ntk_reference_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
       extra products another order may form (the softmax's JVP rule or its derivative through exp and the normaliser).
     * The division by m: one more rounding, gamma_{K + 1}.
     """
-    W, X, a = (np.asarray(v, np.float64) for v in (W, X, a))
-    d, m = W.shape
-    d_out = a.shape[0]
-    c = float(m) if output_scale is None else float(output_scale)
-    u = 2.0**-53
-    theta, sigma, gbar = _softmax_error(W, X, u)
+    ntk = _NtkRounding.of(W, X, a, output_scale)
+    d, m, u, theta = ntk.d, ntk.m, ntk.u, ntk.theta
     K = d * m + 3 * m + d + 16
-    E = (4 * c**2 / m) * gbar * sigma * ((1 + theta) ** 4 * (1 + gamma(K + 1, u)) - 1)
-    return np.kron(E, np.ones((d_out, d_out)))
+    return ntk.absolute((1 + theta) ** 4 * (1 + gamma(K + 1, u)) - 1)
 
 
 def eigenvalue_allowance(H: np.ndarray) -> float:
