@@ -5,9 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT ?= out
-export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install reference-env verify verify-quick test test-thorough bench bench-newer-jax test-newer-jax figures mutants clean
+.PHONY: install reference-env verify verify-quick test test-python test-pythons test-thorough bench figures mutants clean
+
+# The interpreter for Python version $$v: python$$v on PATH, else pyenv's newest $$v.x (empty if neither).
+FIND_PYTHON = command -v python$$v 2>/dev/null || ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +32,7 @@ NT_TABLE = $(PYTHON) -c 'import sys, tomllib; t = tomllib.load(open("pyproject.t
 $(NT_STAMP): pyproject.toml
 	@v=$$($(NT_TABLE) python); \
 	if ! $(NT_VENV)/bin/python -c "import sys; sys.exit(sys.version.split()[0].rsplit('.', 1)[0] != '$$v')" 2>/dev/null; then \
-		interp=$$(command -v python$$v 2>/dev/null || ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
+		interp=$$($(FIND_PYTHON)); \
 		test -n "$$interp" || { echo "the reference environment needs Python $$v: python$$v on PATH or pyenv's $$v.x"; exit 1; }; \
 		rm -rf $(NT_VENV); $$interp -m venv $(NT_VENV) || exit 1; \
 	fi
@@ -52,6 +54,20 @@ verify-quick: $(STAMP)
 test: $(STAMP) $(NT_STAMP)
 	$(PY) -m pytest
 
+# The suite on one Python version, in its own environment .venv-py<version> (the same pins; the reference environment
+# is shared): `make test-python V=3.12`. `make test-pythons` runs it on 3.11, 3.12 and 3.13 in turn and stops at the
+# first failure.
+V ?= 3.12
+PYTHONS ?= 3.11 3.12 3.13
+test-python:
+	@v=$(V); interp=$$($(FIND_PYTHON)); \
+	test -n "$$interp" || { echo "no Python $(V): python$(V) on PATH or pyenv's $(V).x"; exit 1; }; \
+	echo "== Python $(V) ($$interp), environment .venv-py$(V)"; \
+	$(MAKE) --no-print-directory test PYTHON=$$interp VENV=.venv-py$(V)
+
+test-pythons:
+	@for v in $(PYTHONS); do $(MAKE) --no-print-directory test-python V=$$v || exit 1; done
+
 # Every hypothesis property (pytest marks them "hypothesis") with the thorough profile: 2000 random examples each.
 # The seed is printed first and in pytest's header; replay a run with `make test-thorough HYPOTHESIS_SEED=<seed>`.
 test-thorough: $(STAMP)
@@ -62,30 +78,6 @@ test-thorough: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/attention.py
 	$(PY) bench/ntk.py
-
-# bench/attention.py (sections 1-3) and the library's unit tests on the newer jax of pyproject.toml's
-# [tool.ntkprefix.newer-jax], in its own environment $(NEWER_VENV) (neural-tangents pins the main one to jax 0.4.25):
-# what moving the pin would buy, and what it would break. The tests that need neural-tangents are left out by name.
-NEWER_VENV ?= .venv-newer-jax
-NEWER_STAMP := $(NEWER_VENV)/.installed-stamp
-
-$(NEWER_STAMP): pyproject.toml
-	@test -x $(NEWER_VENV)/bin/python || $(PYTHON) -m venv $(NEWER_VENV)
-	@echo "installing the newer-jax environment into $(NEWER_VENV) (log: $(NEWER_VENV)/install.log)"
-	@$(NEWER_VENV)/bin/python -m pip install $$($(PYTHON) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["ntkprefix"]["newer-jax"]["requirements"]))') \
-		> $(NEWER_VENV)/install.log 2>&1 || { tail -n 40 $(NEWER_VENV)/install.log; exit 1; }
-	@touch $(NEWER_STAMP)
-
-bench-newer-jax: $(NEWER_STAMP)
-	PYTHONPATH=$(CURDIR) $(NEWER_VENV)/bin/python bench/attention.py --skip-stream
-
-NEWER_TESTS := tests/test_attention.py tests/test_reduction.py tests/test_features.py tests/test_numerics.py \
-	tests/test_model.py tests/test_bounds.py tests/test_depth.py tests/test_kernels.py tests/test_perturbation.py \
-	tests/test_batched.py tests/test_sampling.py tests/test_validation.py
-
-test-newer-jax: $(NEWER_STAMP)
-	PYTHONPATH=$(CURDIR) $(NEWER_VENV)/bin/python -m pytest -p no:cacheprovider $(NEWER_TESTS) \
-		-k "not neural_tangents and not ntk_linearized_outputs and not linearized_prediction_equals and not linearized_prediction_tracks"
 
 # Plant each fault of verify/mutants.py in a temporary copy; every one must change a verdict or fail a test.
 mutants: $(STAMP)

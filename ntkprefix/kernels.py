@@ -6,8 +6,9 @@ NTK [template]: H(W) in R^{n d_out x n d_out}, rows and columns indexed (i, l) -
                      = (1/m) <x_i, x_j> sum_r G[i,l,r] G[j,l',r]            [derived, closed form]
 
 with G from :func:`ntkprefix.model.output_gradient_factors`. The same matrix is computed by contracting the
-Jacobian from ``jax.jacobian`` (:func:`ntk_matrix_autodiff`) and by ``neural_tangents.empirical_ntk_fn``
-(:func:`ntk_matrix_neural_tangents`), each divided by m.
+Jacobian from ``jax.jacobian`` (:func:`ntk_matrix_autodiff`), divided by m; neural-tangents' ``empirical_ntk_fn``
+computes it a third way, in its own environment (reference/nt_ntk.py; compared in tests/test_neural_tangents.py), so
+that the library imports neither neural-tangents nor the jax it pins.
 
 Infinite-prefix kernel [derived] (:func:`infinite_prefix_kernel`): H(W(0)) -> (X X^T o exp(sigma^2 X X^T)) kron I_{d_out}
 as m -> infinity, for c_m = m, w_r(0) ~ N(0, sigma^2 I_d) and a with independent uniform signs. Derivation, for
@@ -28,11 +29,8 @@ only once m is large (the heavier the tail, sigma ||x|| larger, the later).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -54,33 +52,9 @@ __all__ = [
     "ntk_matrix",
     "ntk_perturbation_bound",
     "ntk_matrix_autodiff",
-    "ntk_matrix_neural_tangents",
     "infinite_prefix_kernel",
     "ntk_linearized_outputs",
-    "NT_IMPLEMENTATIONS",
 ]
-
-#: The empirical NTK implementations of neural-tangents 0.6.5, by name.
-NT_IMPLEMENTATIONS = ("AUTO", "JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS", "STRUCTURED_DERIVATIVES")
-
-
-def _import_neural_tangents():
-    """neural_tangents, imported with TensorFlow's C++ logging silenced.
-
-    neural-tangents imports TensorFlow, whose start-up logs errors about CUDA plugins; ``import jax`` sets
-    TF_CPP_MIN_LOG_LEVEL=1 when it is unset, so it is raised to 3 for the import and restored after.
-    """
-    previous = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    try:
-        import neural_tangents
-    finally:
-        if previous is None:
-            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
-        else:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = previous
-    return neural_tangents
-
 
 def _as_matrix(H4: jax.Array) -> jax.Array:
     n, d_out = H4.shape[0], H4.shape[1]
@@ -255,30 +229,6 @@ def ntk_matrix_autodiff(W: jax.Array, X: jax.Array, a: jax.Array, *, output_scal
     return matmul(J, J.T) / W.shape[1]
 
 
-def ntk_matrix_neural_tangents(
-    W: jax.Array, X: jax.Array, a: jax.Array, *, implementation: str = "AUTO", output_scale: float | None = None
-) -> jax.Array:
-    """H(W) from ``neural_tangents.empirical_ntk_fn`` (trace_axes=()), divided by m: (n d_out, n d_out)  [template].
-
-    Args:
-      implementation: one of :data:`NT_IMPLEMENTATIONS`.
-    """
-    require(implementation in NT_IMPLEMENTATIONS, f"implementation must be one of {NT_IMPLEMENTATIONS}, got {implementation!r}")
-    W, X, a, _ = _check(W, X, a)
-    output_scale = _check_output_scale(output_scale)
-    nt = _import_neural_tangents()  # imported here: it imports TensorFlow, which the rest of the library never needs
-
-    def apply_fn(params, x):
-        return model_output(params, x, a, output_scale=output_scale)
-
-    kernel_fn = nt.empirical_ntk_fn(
-        apply_fn, trace_axes=(), vmap_axes=0, implementation=getattr(nt.NtkImplementation, implementation)
-    )
-    with contextlib.redirect_stdout(io.StringIO()):  # AUTO prints its FLOP estimates; the library never prints
-        H4 = kernel_fn(X, None, W)  # (n, n, d_out, d_out)
-    return _as_matrix(jnp.transpose(H4, (0, 2, 1, 3))) / W.shape[1]
-
-
 def infinite_prefix_kernel(X: jax.Array, sigma: float, d_out: int) -> jax.Array:
     """H_inf = (X X^T o exp(sigma^2 X X^T)) kron I_{d_out}: the m -> infinity limit of H(W(0))  [derived, see module doc].
 
@@ -298,18 +248,19 @@ def ntk_linearized_outputs(
 ) -> jax.Array:
     """F_lin(t) = Y + (I - eta m H*)^t (F(0) - Y): gradient descent on the model linearised at W(0)  [template].
 
-    Computed with ``neural_tangents.predict.gradient_descent_mse``, which solves continuous-time gradient flow on
-    the mean loss 1/(2N) ||f - y||^2: f(t) = y + exp(-lr K t / N)(f0 - y). Giving it the discrete-equivalent kernel
-    K = -(N / eta) log(I - eta m H*) (N = n d_out; m H* = J J^T) makes its prediction equal the discrete steps
-    exactly, so a distance to the GD trajectory measures only the model's nonlinearity, not a discretisation gap.
-    Needs 0 < eta m lambda_max(H*) < 1.
+    Evaluated in the eigenbasis of the symmetric eta m H* = U diag(lambda) U^T (m H* = J J^T):
+    F_lin(t) = Y + U diag((1 - lambda)^t) U^T (F(0) - Y), for every t at once, so that a distance to the GD trajectory
+    measures only the model's nonlinearity. Needs 0 <= eta m lambda(H*) < 1, where (1 - lambda)^t is real for real t
+    and every mode contracts monotonically. neural-tangents' ``predict.gradient_descent_mse`` (continuous-time
+    gradient flow, given the discrete-equivalent kernel -(N / eta) log(I - eta m H*)) gives the same prediction in the
+    reference environment: tests/test_neural_tangents.py compares the two.
 
     Args:
       H_star: (n d_out, n d_out) H(W(0)) with the 1/m normalisation. F0, Y: (n, d_out).
       eta: the GD step size. m: the prefix length. steps: the times t (any shape) at which to predict.
 
     Returns:
-      (len(steps), n, d_out).
+      (number of steps, n, d_out).
     """
     F0 = as_float_array("F0", F0, "(n, d_out)", rank=2)
     n, d_out = F0.shape
@@ -326,10 +277,9 @@ def ntk_linearized_outputs(
     evals, evecs = jnp.linalg.eigh(eta * m * H_star)
     require(
         bool(evals[-1] < 1) and bool(evals[0] > -1e-12),
-        f"need 0 <= eta m lambda(H*) < 1 for the discrete-equivalent kernel, got eta m lambda_max = {float(evals[-1]):.3g}",
+        f"need 0 <= eta m lambda(H*) < 1 for real powers of I - eta m H*, got eta m lambda_max = {float(evals[-1]):.3g}",
     )
-    K = -(N / eta) * matmul(evecs * jnp.log1p(-jnp.clip(evals, 0.0, None)), evecs.T)
-    nt = _import_neural_tangents()
-    predict = nt.predict.gradient_descent_mse(K, Y.reshape(N, 1), learning_rate=eta)
     times = jnp.ravel(jnp.asarray(steps, dtype=F0.dtype))
-    return predict(times, F0.reshape(N, 1)).reshape(-1, n, d_out)  # one call for every time: (T, N, 1)
+    contraction = jnp.power(1.0 - jnp.clip(evals, 0.0, None)[None, :], times[:, None])  # (T, N): (1 - lambda)^t
+    residual = matmul(evecs.T, (F0 - Y).reshape(N))  # (N,): F(0) - Y in the eigenbasis
+    return Y[None] + matmul(contraction * residual[None, :], evecs.T).reshape(-1, n, d_out)

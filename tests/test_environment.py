@@ -1,5 +1,6 @@
-"""The second, newer-jax environment of `make bench-newer-jax` / `make test-newer-jax` stays consistent with the main
-pins (pyproject.toml is the one place versions live) and the Makefile's test selection names tests that exist."""
+"""The environments stay what pyproject.toml (the one place versions live) and the README say: the main one on the
+current stack without TensorFlow or neural-tangents, the reference one with neural-tangents on its jax, and a make
+target that runs the suite on every supported Python."""
 
 import re
 import tomllib
@@ -21,29 +22,23 @@ def _pyproject():
         return tomllib.load(f)
 
 
-def test_newer_jax_environment_pins_jax_and_shares_the_other_pins():
+def test_main_environment_is_the_current_stack_without_tensorflow_or_neural_tangents():
+    # issue 16: one pinned stack, installable on Python 3.11 and later; neural-tangents (and the TensorFlow it
+    # declares) only in the reference environment
     project = _pyproject()
-    main = _pins(project["project"]["dependencies"] + project["project"]["optional-dependencies"]["test"])
-    bench = _pins(project["project"]["optional-dependencies"]["bench"])
-    newer = _pins(project["tool"]["ntkprefix"]["newer-jax"]["requirements"])
-    assert newer["jax"] == newer["jaxlib"], "jax and jaxlib must move together"
-    assert newer["jax"] != main["jax"], "the newer-jax environment exists to measure a jax other than the pinned one"
-    assert newer["torch"] == bench["torch"], "the peer must be the same torch in both environments"
-    for shared in ("scipy", "pytest", "hypothesis"):
-        assert newer[shared] == main[shared], f"{shared} differs between the environments"
-    assert "neural-tangents" not in newer, "neural-tangents 0.6.5 does not install next to a newer jax"
+    requirements = project["project"]["dependencies"] + project["project"]["optional-dependencies"]["test"]
+    assert all("==" in r for r in requirements), "every requirement of the main environment is pinned"
+    main = _pins(requirements)
+    assert main["jax"] == main["jaxlib"], "jax and jaxlib move together"
+    assert not {"tensorflow", "tf2jax", "neural-tangents"} & set(main)
+    assert project["project"]["requires-python"] == ">=3.11"
 
 
-def test_make_test_newer_jax_selects_existing_tests():
+def test_make_test_pythons_covers_every_supported_version():
     makefile = (ROOT / "Makefile").read_text()
-    block = makefile[makefile.index("NEWER_TESTS :=") : makefile.index("test-newer-jax: $(NEWER_STAMP)")]
-    files = re.findall(r"tests/\S+\.py", block)
-    assert files and all((ROOT / f).is_file() for f in files)
-    selection = re.search(r'-k "([^"]+)"', makefile[makefile.index("test-newer-jax: $(NEWER_STAMP)") :]).group(1)
-    excluded = re.findall(r"not (\w+)", selection)
-    sources = "".join((ROOT / f).read_text() for f in files)
-    for name in excluded:  # each excluded name matches a test (or a parameter id) of the selected files
-        assert name in sources, f"-k excludes {name!r}, which names no test of {files}"
+    versions = re.search(r"^PYTHONS \?= (.+)$", makefile, re.M).group(1).split()
+    assert versions == ["3.11", "3.12", "3.13"]
+    assert re.search(r"^test-pythons:", makefile, re.M) and re.search(r"^test-python:", makefile, re.M)
 
 
 def test_reference_environment_pins_neural_tangents_on_its_jax_and_make_test_creates_it():
@@ -56,3 +51,14 @@ def test_reference_environment_pins_neural_tangents_on_its_jax_and_make_test_cre
     assert not {"tensorflow", "tf2jax"} & set(pins), "the reference environment runs without TensorFlow"
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^test: .*\$\(NT_STAMP\)", makefile, re.M), "make test must create the reference environment"
+
+
+def test_library_imports_neither_torch_nor_neural_tangents_nor_tensorflow():
+    # torch belongs to bench/ only, neural-tangents to the reference environment, TensorFlow to neither
+    import subprocess
+    import sys
+
+    code = ("import sys, ntkprefix, verify, verify.checks, figures, verify.report; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'neural_tangents', 'tensorflow', 'tf2jax'}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

@@ -1,4 +1,5 @@
-"""The NTK three ways (closed form, jax.jacobian, every neural-tangents implementation) and its m -> infinity limit."""
+"""The NTK two ways here (closed form, jax.jacobian; neural-tangents in tests/test_neural_tangents.py) and its m -> infinity
+limit."""
 
 import jax
 import jax.numpy as jnp
@@ -23,26 +24,6 @@ def test_closed_form_equals_jacobian_contraction(n, d, m, d_out, scale):
     H_auto = np.asarray(kernels.ntk_matrix_autodiff(W, X, a, output_scale=scale))
     E = tolerances.ntk_rounding_bound(W, X, a, output_scale=scale)
     assert np.all(np.abs(H - H_auto) <= 2 * E), f"\nH=\n{H}\njax.jacobian=\n{H_auto}\nbound=\n{2 * E}"
-
-
-@pytest.mark.parametrize("implementation", kernels.NT_IMPLEMENTATIONS)
-def test_closed_form_equals_neural_tangents(implementation):
-    W, X, _, a = problem(n=5, d=3, m=48, d_out=2, seed=1)
-    H_nt = kernels.ntk_matrix_neural_tangents(W, X, a, implementation=implementation)
-    assert_close(kernels.ntk_matrix(W, X, a), H_nt, 1e-10, f"neural-tangents {implementation}")
-
-
-def test_neural_tangents_route_prints_nothing(capfd):
-    W, X, _, a = problem(n=3, d=2, m=8, d_out=2)
-    kernels.ntk_matrix_neural_tangents(W, X, a, implementation="AUTO")
-    out, err = capfd.readouterr()
-    assert out == "" and "cuDNN" not in err
-
-
-def test_unknown_implementation_is_rejected():
-    W, X, _, a = problem()
-    with pytest.raises(ValueError, match="implementation must be one of"):
-        kernels.ntk_matrix_neural_tangents(W, X, a, implementation="FAST")
 
 
 def test_ntk_is_symmetric_positive_semidefinite():

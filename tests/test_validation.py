@@ -189,7 +189,6 @@ def _calls() -> dict[str, Call]:
                                                                  steps=Scalar(2, "count"))),
         "ntk_matrix": Call(kernels.ntk_matrix, dict(W_args)),
         "ntk_matrix_autodiff": Call(kernels.ntk_matrix_autodiff, dict(W_args)),
-        "ntk_matrix_neural_tangents": Call(kernels.ntk_matrix_neural_tangents, dict(W_args)),
         "ntk_perturbation_bound": Call(kernels.ntk_perturbation_bound, dict(W_args, R=Scalar(0.01, "nonnegative"))),
         "infinite_prefix_kernel": Call(kernels.infinite_prefix_kernel, dict(X=Arg(X), sigma=Scalar(1.0, "positive"),
                                                                             d_out=Scalar(2, "count"))),
