@@ -6,8 +6,12 @@ Every rounding bound of the toolkit (:func:`ntkprefix.bounds.rounding_allowance`
 rounded (XLA's CPU code evaluates them by polynomial approximations, of its own or from libm, that change between
 versions):
 
-* exp: |exp_computed(x) - e^x| <= k_exp u e^x for every x whose result is a normal number, k_exp a whole number, so
-  that an exp counts as k_exp roundings inside gamma_N and every gamma_N of the toolkit stays an exact statement;
+* exp: |exp_computed(x) - e^x| <= k_exp u e^x for every x <= 0 whose result is a normal number, k_exp a whole
+  number, so that an exp counts as k_exp roundings inside gamma_N and every gamma_N of the toolkit stays an exact
+  statement. Only x <= 0: every exp the bounds count is shifted first (exp(s - M) with M >= s in both attentions and
+  the softmax of the model, exp(log mu - M), exp(row_max - shift), ELU+1's exp(min(y, 0))), and near the top of the
+  range XLA's exp is much less accurate: float32 exp reaches 5.5 u at x = 88.72 (jaxlib 0.10.2), which would
+  triple every float32 count for arguments no bound uses;
 * log: |log_computed(x) - log x| <= c_log u (|log x| + 1) for every normal x > 0, c_log a whole number.
 
 Neither is assumed. Each is the maximum error measured on the running jaxlib, backend and dtype against an
@@ -19,11 +23,10 @@ whole number of roundings by :func:`roundings_for`:
 
 that is, at least a quarter (half) of a rounding above the largest error seen. The allowance a is for a sample: its
 maximum is only a lower bound of the supremum. It is an allowance, not a proof, sized from what was seen: on jaxlib
-0.10.2's float64 exp the maxima over 1.3 million points for four seeds lie within 0.16 u of each other (2.24 to
-2.40 u), and 130 000 points saw 2.05 u, 0.35 u below (hence 1/2 at first use). tests/test_features.py re-measures
+0.10.2's float64 exp the maxima over 1.3 million points for four seeds lie within 0.14 u of each other (2.185 to
+2.321 u), and 130 000 points saw 1.972 u, 0.23 u below the seed-0 maximum (hence 1/2 at first use). tests/test_features.py re-measures
 the running platform with other points and fails if the measurement exceeds k u. (For a libm exp accurate to about
-half an ulp, relative error just below u, this gives k = 2, the count the toolkit assumed before it measured.) Where
-every argument of the dtype is measured (float32 can be), the maximum is the supremum and k = ceil(measured / u).
+half an ulp, relative error just below u, this gives k = 2, the count the toolkit assumed before it measured.)
 
 Where they come from, in order:
 1. :data:`MEASURED`, a table per (jaxlib version, backend, dtype) of measurements made with
@@ -52,6 +55,7 @@ __all__ = [
     "FIRST_USE_POINTS",
     "platform_key",
     "roundings_for",
+    "exp_domain",
     "measure_exp_error",
     "measure_log_error",
     "accuracy",
@@ -100,13 +104,11 @@ def roundings_for(measured: float, allowance: float = SAMPLE_ALLOWANCE) -> int:
     return max(1, math.ceil(measured + allowance))
 
 
-def _entry(jaxlib: str, backend: str, dtype: str, exp_measured: float, log_measured: float, *, points: int,
-           how: str, exhaustive: bool = False):
+def _entry(jaxlib: str, backend: str, dtype: str, exp_measured: float, log_measured: float, *, points: int, how: str):
     key = (jaxlib, backend, dtype)
-    whole = math.ceil if exhaustive else roundings_for  # an exhaustive maximum is the supremum: no sample allowance
     return key, ElementaryAccuracy(
-        exp_roundings=max(1, whole(exp_measured)),
-        log_coefficient=max(1, whole(log_measured)),
+        exp_roundings=roundings_for(exp_measured),
+        log_coefficient=roundings_for(log_measured),
         exp_measured=exp_measured,
         log_measured=log_measured,
         points=points,
@@ -117,18 +119,20 @@ def _entry(jaxlib: str, backend: str, dtype: str, exp_measured: float, log_measu
 _SAMPLED = f"measure_exp_error / measure_log_error, {FULL_POINTS} points each, seed 0, reference numpy long double"
 
 #: Measurements, one per (jaxlib, backend, dtype); the maxima are rounded UP to 3 decimals. Machine: x86_64 AMD EPYC
-#: (2 cores), Python 3.11, 2026-12-02. float64: the sampled maximum of measure_exp_error / measure_log_error at their
-#: default points, k = roundings_for(max) (the maxima over seeds 1, 2, 3 stayed below these). float32: every float32
-#: argument (exp: all x with e^x normal and finite, 2.24e9; log: all normal x > 0, 2.13e9), so the maximum is the
-#: supremum and k = ceil(max). Re-measured by tests/test_features.py.
+#: (2 cores), Python 3.11, 2026-12-02: the maxima of measure_exp_error / measure_log_error at their default points
+#: (seed 0), k = roundings_for(max). Over seeds 1, 2, 3 the maxima were: float64 exp 1.0001-1.0009 u (0.4.25) and
+#: 2.185-2.321 u (0.10.2), float32 exp 1.3872 u (both), float64 log 0.401-0.414, float32 log 0.987-0.990: all
+#: within the stated k. float32 exp on jaxlib 0.10.2 was also measured on EVERY float32 x in [-87.34, -2^-10]
+#: (137 million arguments; not the 2^-10 nearest 0, sampled only): max 1.410 u, so k_exp = 2 holds there exactly.
+#: Re-measured by tests/test_features.py.
 MEASURED: dict[tuple[str, str, str], ElementaryAccuracy] = dict(
     [
         # jax/jaxlib 0.4.25, numpy 1.26.4: float64 exp and log of libm quality (about half an ulp).
-        _entry("0.4.25", "cpu", "float64", 1.002, 0.405, points=FULL_POINTS, how=_SAMPLED),
-        _entry("0.4.25", "cpu", "float32", 1.693, 0.987, points=FULL_POINTS, how=_SAMPLED),
-        # jax/jaxlib 0.10.2, numpy 2.4.6: XLA's own float64 exp polynomial, up to 1.2 ulp (seeds 1-3: 2.24-2.30 u).
-        _entry("0.10.2", "cpu", "float64", 2.397, 0.405, points=FULL_POINTS, how=_SAMPLED),
-        _entry("0.10.2", "cpu", "float32", 1.693, 0.987, points=FULL_POINTS, how=_SAMPLED),
+        _entry("0.4.25", "cpu", "float64", 1.001, 0.405, points=FULL_POINTS, how=_SAMPLED),
+        _entry("0.4.25", "cpu", "float32", 1.388, 0.987, points=FULL_POINTS, how=_SAMPLED),
+        # jax/jaxlib 0.10.2, numpy 2.4.6: XLA's own float64 exp polynomial, about 1.1 eps.
+        _entry("0.10.2", "cpu", "float64", 2.199, 0.405, points=FULL_POINTS, how=_SAMPLED),
+        _entry("0.10.2", "cpu", "float32", 1.388, 0.987, points=FULL_POINTS, how=_SAMPLED),
     ]
 )
 
@@ -178,16 +182,20 @@ def _reference(fn_name: str, x: np.ndarray) -> np.ndarray:
         return np.array([f(mpmath.mpf(float(v))) for v in x], dtype=object)
 
 
+def exp_domain(dtype) -> tuple[float, float]:
+    """[log(smallest normal), 0], rounded inward to a multiple of 1/8: the arguments on which exp is measured (every
+    exp the bounds count has an argument <= 0; below log(smallest normal) its result is subnormal)."""
+    return math.ceil(math.log(float(np.finfo(np.dtype(dtype)).tiny)) * 8) / 8, 0.0
+
+
 def _points_exp(dtype: np.dtype, n: int, seed: int) -> np.ndarray:
-    """n points: 10/13 uniform over the range where e^x is normal and finite, 2/13 uniform on [-1, 1] (near 0),
-    1/13 an evenly spaced grid of the whole range (odd length, so vectorised code meets a tail)."""
-    info = np.finfo(dtype)
-    low, high = math.log(float(info.tiny)), math.log(float(info.max))
-    low, high = math.ceil(low * 8) / 8, math.floor(high * 8) / 8  # inside the range after rounding to dtype
+    """n points in exp_domain: 10/13 uniform over it, 2/13 uniform on [-1, 0] (near 0), 1/13 an evenly spaced grid of
+    it (odd length, so vectorised code meets a tail)."""
+    low, high = exp_domain(dtype)
     rng = np.random.default_rng(seed)
     n_grid = max(3, n // 13) | 1
     n_small = 2 * n // 13
-    x = np.concatenate([rng.uniform(low, high, n - n_small - n_grid), rng.uniform(-1, 1, n_small), np.linspace(low, high, n_grid)])
+    x = np.concatenate([rng.uniform(low, high, n - n_small - n_grid), rng.uniform(-1, 0, n_small), np.linspace(low, high, n_grid)])
     return x.astype(dtype)
 
 
@@ -203,7 +211,7 @@ def _points_log(dtype: np.dtype, n: int, seed: int) -> np.ndarray:
 
 
 def measure_exp_error(exp=None, dtype=np.float64, *, points: int = FULL_POINTS, seed: int = 0) -> float:
-    """max |exp_computed(x) - e^x| / (u e^x) over ``points`` arguments whose result is normal (see _points_exp).
+    """max |exp_computed(x) - e^x| / (u e^x) over ``points`` arguments x <= 0 whose result is normal (_points_exp).
 
     exp: a function from a numpy array of ``dtype`` to an array (anything np.asarray accepts); None means
     jax.jit(jnp.exp) on the running platform. Returns the maximum in units of u = eps/2 of ``dtype``.
