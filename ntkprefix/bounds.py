@@ -37,6 +37,7 @@ import math
 import numpy as np
 from scipy import special
 
+from ntkprefix import platform
 from ntkprefix._validation import require, require_int, require_scalar
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "taylor_relative_error",
     "taylor_relative_error_paper_form",
     "attention_error_bound",
+    "rounding_terms",
     "rounding_allowance",
     "Theorem41Bound",
     "theorem_4_1_bound",
@@ -164,6 +166,40 @@ def _gamma(n: float, u: float) -> float:
     return n * u / (1.0 - n * u) if n * u < 1 else math.inf
 
 
+def rounding_terms(
+    *, m: int, L: int, r: int, degree: int, d: int, exp_roundings: int | None = None, unit_roundoff: float = 2.0**-53
+) -> int:
+    """N of :func:`rounding_allowance` for Algorithm 2 (Taylor map of degree g, r features) against Algorithm 1:
+
+        N = N_ref + r + 12g + d + 16,      N_ref = (k_exp + 3) m + L + 2 k_exp + 12,
+
+    which is at least each of N_ref, m + r + 12g + 8 and d + 3, the three counts of :func:`rounding_allowance`'s
+    derivation (for k_exp = 2, the count assumed before exp was measured: 5m + L + r + 12g + d + 32).
+
+    Args:
+      exp_roundings: k_exp, an integer >= 1, the number of roundings one exp counts as (relative error <= k_exp u);
+        None means the measured value of the running platform (:func:`ntkprefix.platform.exp_roundings`) for the
+        dtype of ``unit_roundoff`` (2^-53: float64, 2^-24: float32).
+    """
+    m, L, r, d = (require_int(name, v, low=1) for name, v in (("m", m), ("L", L), ("r", r), ("d", d)))
+    g = require_int("degree", degree, low=0)
+    u = require_scalar("unit_roundoff", unit_roundoff, low=0, high=0.5, low_open=True, high_open=True)
+    k = _exp_roundings(exp_roundings, u)
+    return (k + 3) * m + L + 2 * k + 12 + r + 12 * g + d + 16
+
+
+def _exp_roundings(exp_roundings, unit_roundoff: float) -> int:
+    if exp_roundings is None:
+        return platform.exp_roundings(platform.dtype_for_unit_roundoff(unit_roundoff))
+    return require_int("exp_roundings", exp_roundings, low=1)
+
+
+def _log_coefficient(log_coefficient, unit_roundoff: float) -> int:
+    if log_coefficient is None:
+        return platform.log_coefficient(platform.dtype_for_unit_roundoff(unit_roundoff))
+    return require_int("log_coefficient", log_coefficient, low=0)
+
+
 def rounding_allowance(
     *,
     n_terms: int,
@@ -172,20 +208,22 @@ def rounding_allowance(
     score_abs_range: float,
     unit_roundoff: float,
     input_score_abs_range: float | None = None,
+    log_coefficient: int | None = None,
 ) -> float:
     """Worst-case rounding of Algorithm 2 (Taylor map, with its reduction) plus the reference Algorithm 1  [derived].
 
         R = 2 e_ref V / (1 - e_ref) + 2 e_ntk V / (1 - e_ntk) + 4 u V + 4 N 2^-126 V max(1, V),
         e_ref = e^xi (1 + gamma_N) - 1,      e_ntk = e^xi (1 + gamma_N)(1 + gamma_N kappa) - 1,
-        xi = gamma_N S_all + 4 u Lambda,     kappa = e^{2 S_abs} / (1 - eps),
+        xi = gamma_N S_all + (2 + c_log) u Lambda,     kappa = e^{2 S_abs} / (1 - eps),
         Lambda = 3 S_all + log N + |log V| + |log(1 - eps)| + 1,     S_all = max(S_abs, S_abs,input),
 
     a bound on |T_computed - T| + |O_computed - O| per entry (T, O the exact outputs of the two algorithms), so that
     |T_computed - O_computed| <= kernel term + R. Infinite where any factor reaches 1 (nothing is guaranteed).
 
-    Model: IEEE arithmetic, fl(a op b) = (a op b)(1 + delta), |delta| <= u, and two platform facts asserted in
-    tests/test_features.py: XLA's exp has relative error at most 2u (1 eps), its log absolute error at most
-    2u (|log x| + 1). Underflow is accounted for by the last term (every weight below 2^-126 may be lost).
+    Model: IEEE arithmetic, fl(a op b) = (a op b)(1 + delta), |delta| <= u, and two platform facts, measured, not
+    assumed (:mod:`ntkprefix.platform`, checked by tests/test_features.py): XLA's exp has relative error at most
+    k_exp u, so that one exp counts as k_exp roundings, and its log absolute error at most c_log u (|log x| + 1).
+    Underflow is accounted for by the last term (every weight below 2^-126 may be lost).
 
     Derivation, for one query row. Both algorithms compute O or T = (sum_j w_j v_j) / (sum_j w_j) with positive
     exact weights w_j (for T: w_j = e^{s_j} on the input keys, the kernel mass P on the prefix). If every term of
@@ -197,33 +235,43 @@ def rounding_allowance(
     and the final division adds u |output| <= u V (1 + 2 e_/(1 - e_)) <= 2 u V while e_ < 1/2.
     * Scores. s = <q, k>/sqrt(d) is computed from d products, d - 1 sums and at most 3 roundings of the scale, so
       |s^ - s| <= gamma_{d+3} sum_i |q_i k_i| / sqrt(d) <= gamma_N S_all. Subtracting the row shift M^ (a running
-      maximum, or log of the prefix mass, |s^ - M^| and |log mu^| <= Lambda) and rounding log mu^ add at most
-      4 u Lambda. Every exp(s^ - M^) is thus exp(s - M^) e^{+-xi} times the rounding of exp.
-    * Reference (streaming softmax, at most m + 1 chunks): every term passes through its own exp, at most m + 1
-      rescaling exps and products, and sums of at most m + L terms: at most 5m + L + 16 roundings, within
-      gamma_N for N >= 5m + L + 16 (exp counted twice). Hence e_ref.
-    * NTK-Attention. Input terms as the reference. The prefix terms are phi(q)^T Z and phi(q)^T k, Z and k the
-      reduction's sums over m rows; every Taylor feature carries relative error gamma_{6g+2} (see
-      :class:`ntkprefix.features.FeatureMap`; the reduction builds the same weighted features), and every term of Z
+      maximum, or log of the prefix mass, |s^ - M^| and |log mu^| <= Lambda) rounds once, u Lambda; log mu^ is off by
+      at most c_log u (|log mu^| + 1) <= c_log u Lambda; subtracting M^ from it rounds once more, u Lambda: at most
+      (2 + c_log) u Lambda in every exponent. Every exp(s^ - M^) is thus exp(s - M^) e^{+-xi} times the rounding of
+      exp, k_exp roundings.
+    * Reference (streaming softmax, at most m + 1 chunks: m prefix rows, then the input keys). A term's weight
+      passes through its own exp (k_exp roundings) and one product with v_j (1); every later chunk rescales the
+      running totals by an exp (k_exp), a product (1) and adds the chunk's sum to them (1), k_exp + 2 per chunk
+      for at most m + 1 chunks; the sums inside the chunks are over at most m + L terms. That is at most
+      (k_exp + 2)(m + 1) + k_exp + 1 + m + L = (k_exp + 3) m + L + 2 k_exp + 3 roundings, within gamma_N for
+      N >= N_ref = (k_exp + 3) m + L + 2 k_exp + 12 (9 to spare; for k_exp = 2 the 5m + L + 16 of the count that
+      assumed exp to be 2 roundings). Hence e_ref.
+    * NTK-Attention. Input terms as the reference (their exp, product and sums: k_exp + 1 + L + 1 <= N_ref). The
+      prefix terms are phi(q)^T Z and phi(q)^T k, Z and k the reduction's sums over m rows; every Taylor feature
+      carries relative error gamma_{6g+2} (see :class:`ntkprefix.features.FeatureMap`, no exp or log in it; the
+      reduction builds the same weighted features), and every term of Z
       passes one product with v_j and at most m + 1 additions (a chunk's GEMM, the
       running sum over chunks, the addition to the previous Z), so the computed sums differ from the exact ones by at
       most gamma_{m + r + 12g + 8} sum_j sum_alpha |phi_alpha(q) phi_alpha(k_j)| V = gamma V sum_j T_g(a_j),
       a_j = sum_i |q_i k_ji| / sqrt(d) <= S_abs. These are the differences of nearly equal numbers of the method
       (the Taylor terms alternate in sign); their size is bounded through T_g(a_j) <= e^{a_j} <= e^{2 S_abs} e^{s_j}
       and P = sum_j T_g(s_j) >= (1 - eps) sum_j e^{s_j}, i.e. by gamma_N kappa relative to the exact prefix mass.
-      The normalisation by mu and e^{log mu - M} adds the xi and three roundings. Hence e_ntk.
-    N must be at least max(5m + L + 16, m + r + 12g + 8, d + 3): :func:`theorem_4_1_bound` passes
-    5m + L + r + 12g + d + 32. The bound is evaluated from positive terms, in float64; its own rounding is far below
-    its size (relative 1e-14).
+      The normalisation by mu (a division), the exp of log mu - M (k_exp roundings and the xi) and the product with
+      it, and the addition to the input sum: k_exp + 3 <= N_ref roundings. Hence e_ntk.
+    N must be at least max(N_ref, m + r + 12g + 8, d + 3) with exp counted as k_exp roundings:
+    :func:`theorem_4_1_bound` passes :func:`rounding_terms`, N_ref + r + 12g + d + 16. The bound is evaluated from
+    positive terms, in float64; its own rounding is far below its size (relative 1e-14).
 
     Args:
-      n_terms: N (see above).
+      n_terms: N (see above; it must count every exp as k_exp roundings, :func:`rounding_terms`).
       eps: the entrywise relative error of the kernel (see :func:`taylor_relative_error`).
       value_bound: V = max|V_C|.
       score_abs_range: S_abs, max over prefix scores of sum_i |q_i k'_i| / sqrt(d).
       unit_roundoff: u, 2^-53 for float64, 2^-24 for float32.
       input_score_abs_range: the same over the input keys K; None means it is at most S_abs (the caller's promise;
         pass it whenever the input keys may score larger than the prefix keys).
+      log_coefficient: c_log, an integer >= 0; None means the measured value of the running platform for the dtype
+        of ``unit_roundoff`` (:func:`ntkprefix.platform.log_coefficient`; ValueError for a u other than 2^-53, 2^-24).
     """
     n = require_int("n_terms", n_terms, low=1)
     eps = require_scalar("eps", eps, low=0, allow_inf=True)
@@ -231,6 +279,7 @@ def rounding_allowance(
     S_abs = require_scalar("score_abs_range", score_abs_range, low=0)
     u = require_scalar("unit_roundoff", unit_roundoff, low=0, high=0.5, low_open=True, high_open=True)
     S_in = S_abs if input_score_abs_range is None else require_scalar("input_score_abs_range", input_score_abs_range, low=0)
+    c_log = _log_coefficient(log_coefficient, u)
     if eps >= 1:
         return math.inf
     gamma = _gamma(n, u)
@@ -238,7 +287,7 @@ def rounding_allowance(
         return math.inf
     S_all = max(S_abs, S_in)
     log_range = 3.0 * S_all + math.log(n) + (abs(math.log(V)) if V > 0 else 0.0) + abs(math.log1p(-eps)) + 1.0
-    xi = gamma * S_all + 4.0 * u * log_range
+    xi = gamma * S_all + (2.0 + c_log) * u * log_range
     log_gamma_kappa = math.log(gamma) + 2.0 * S_abs - math.log1p(-eps)  # kappa may overflow; gamma kappa >= 1 is inf
     if xi >= 1 or log_gamma_kappa >= 0:
         return math.inf
@@ -279,17 +328,25 @@ def theorem_4_1_bound(
     d: int,
     unit_roundoff: float = 2.0**-53,
     input_score_abs_range: float | None = None,
+    exp_roundings: int | None = None,
+    log_coefficient: int | None = None,
 ) -> Theorem41Bound:
     """Rigorous bound for Algorithm 2 with the degree-g Taylor map against Algorithm 1, measured in floating point.
 
     kernel term 2 eps/(1 - eps) max|V_C| with eps = :func:`taylor_relative_error` (S, g)  [derived from PAPER.md section 1]
-    plus :func:`rounding_allowance` with N = 5m + L + r + 12g + d + 32 (see its docstring for N and for
-    ``input_score_abs_range``).
+    plus :func:`rounding_allowance` with N = :func:`rounding_terms` = (k_exp + 3) m + L + r + 12g + d + 2 k_exp + 28
+    (see its docstring for N and for ``input_score_abs_range``).
+
+    exp_roundings (k_exp, integer >= 1) and log_coefficient (c_log, integer >= 0): the platform's exp and log
+    accuracy (see :func:`rounding_allowance`); None means the measured values of the running platform for the dtype of
+    ``unit_roundoff`` (:mod:`ntkprefix.platform`).
     """
     m, L, d = (require_int(name, v, low=1) for name, v in (("m", m), ("L", L), ("d", d)))
+    u = require_scalar("unit_roundoff", unit_roundoff, low=0, high=0.5, low_open=True, high_open=True)
+    k_exp = _exp_roundings(exp_roundings, u)
     eps = taylor_relative_error(score_range, degree)
     r = math.comb(d + int(degree), int(degree))
-    n_terms = 5 * m + L + r + 12 * int(degree) + d + 32
+    n_terms = rounding_terms(m=m, L=L, r=r, degree=int(degree), d=d, exp_roundings=k_exp, unit_roundoff=u)
     return Theorem41Bound(
         eps=eps,
         kernel_term=attention_error_bound(eps, value_bound),
@@ -300,6 +357,7 @@ def theorem_4_1_bound(
             score_abs_range=score_abs_range,
             unit_roundoff=unit_roundoff,
             input_score_abs_range=input_score_abs_range,
+            log_coefficient=log_coefficient,
         ),
     )
 

@@ -123,7 +123,8 @@ class FeatureMap:
     Hashable, so it can be a static argument of :func:`jax.jit`. Construction validates kind, d, degree and the
     memory budget (ValueError).
 
-    Numerics. ELU+1 is evaluated without cancellation, to within err_exp + u relative (see ``_elu_plus_one``). The
+    Numerics. ELU+1 is evaluated without cancellation, to within err_exp + 2u + O(u^2) relative, err_exp <= k_exp u
+    the platform's measured exp error (see ``_elu_plus_one``; no exp or log enters the Taylor features). The
     Taylor features phi_alpha(x) = w_alpha prod_i y_i^alpha_i, y = x / d^{1/4}, are products of positive weights and
     of the y_i: no difference is formed, and each carries relative error at most gamma_{6g+2} (three roundings per
     y_i, at most 3g; g - 1 products, in any association: y_i^p = y_i^(p-1) y_i, then the min(d, g) factors of a
@@ -304,9 +305,11 @@ def taylor_features_transposed(xT: jax.Array, d: int, g: int) -> jax.Array:
 # * exp branch: exp(y_hi + y_lo) = exp(y_hi) (1 + y_lo + theta), |theta| <= y_lo^2 (|y_lo| <= u |y|, tiny), and
 #   r + r y_lo costs two roundings of which the first is on the small term, so the relative error is
 #   err_exp + u (1 + 2^-10) + (u y)^2, err_exp being exp's own relative error at the representable point y_hi (XLA's
-#   exp: at most 1 eps = 2u, asserted in tests/test_features.py). Where r y_lo would be subnormal (r below
+#   exp: at most k_exp u, measured per platform and dtype, not assumed: ntkprefix.platform; k_exp = 2 in float32 and
+#   float64 on jaxlib 0.4.25, 3 in float64 on jaxlib 0.10.2). Where r y_lo would be subnormal (r below
 #   2^p times the smallest normal: y < -70.7 in float32), XLA's CPU code flushes it to zero, so r fl(1 + y_lo) is
-#   used there instead: two full roundings, err_exp + 2u (1 + 2^-10) + (u y)^2. The bound is thus 2 eps + O(u^2).
+#   used there instead: two full roundings, err_exp + 2u (1 + 2^-10) + (u y)^2. The bound is thus
+#   (k_exp + 2) u + O(u^2) (2 eps where k_exp = 2).
 # * x > 0 branch: fl(fl(y_hi + 1) + y_lo): two roundings of sums of non-negative terms, relative error <= 2u + O(u^2).
 #
 # Below y = log(smallest normal) (-87.3 in float32, -708.4 in float64) exp(y) is subnormal and carries the format's
@@ -441,8 +444,9 @@ def elu_feature_map(d: int) -> FeatureMap:
     In the authors' code phi is applied to queries only and Z, k are learned; used with the closed-form
     reduction it gives the "linear attention" kernel <phi(q), phi(k)>, which is not exp(<q,k>/sqrt(d)).
 
-    Evaluated as x / d^{1/4} + 1 for x > 0 and exp(x / d^{1/4}) for x <= 0 (no cancellation), to within 2 eps
-    relative in float32 and float64 wherever the result is a normal number (see the comment above _elu_plus_one).
+    Evaluated as x / d^{1/4} + 1 for x > 0 and exp(x / d^{1/4}) for x <= 0 (no cancellation), to within
+    (k_exp + 2) u + O(u^2) relative in float32 and float64 wherever the result is a normal number, k_exp the measured
+    exp accuracy of the platform (:func:`ntkprefix.platform.exp_roundings`; see the comment above _elu_plus_one).
     """
     require_int("d", d, low=1)
     return FeatureMap("elu", int(d), None)

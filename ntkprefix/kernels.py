@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkprefix import platform
 from ntkprefix._numerics import einsum, matmul
 from ntkprefix._validation import (
     as_float_array,
@@ -185,8 +186,10 @@ def ntk_perturbation_bound(W: jax.Array, X: jax.Array, a: jax.Array, R: float, *
     enters through sigma_ij, which at initialisation is of order exp(sigma^2 ||x||^2) / m).
 
     Evaluation. sigma_ij is computed from the computed softmax; it is raised by (1 + theta)^2 (1 + gamma_{m+1}),
-    theta = e^{2 zeta} (1 + gamma_{m+4}) - 1, zeta = gamma_{d+2} max||x|| max||w|| + 2 u max|<w_r, x_i>|, the
-    relative error of that softmax (exp accurate to 2u), |<x_i, x_j>| and ||x_i|| are bounded from above the same way,
+    theta = e^{2 zeta} (1 + gamma_{m+2+k_exp}) - 1, zeta = gamma_{d+2} max||x|| max||w|| + 2 u max|<w_r, x_i>|, the
+    relative error of that softmax (exp: k_exp roundings, the platform's measured count,
+    :func:`ntkprefix.platform.exp_roundings`; the sum of m terms and the division: m; 2 to spare, the m + 4 of
+    k_exp = 2), |<x_i, x_j>| and ||x_i|| are bounded from above the same way,
     and the result is raised by (1 + gamma_{n^2 + 16}), so the returned number bounds the exact one.
 
     Args:
@@ -210,7 +213,7 @@ def ntk_perturbation_bound(W: jax.Array, X: jax.Array, a: jax.Array, R: float, *
     S = np.asarray(prefix_softmax(W, X), np.float64)  # (n, m)
     z_max = float(np.abs(X64 @ W64).max())
     zeta = gamma(d + 2) * float(np.linalg.norm(X64, axis=1).max()) * float(np.linalg.norm(W64, axis=0).max()) + 2 * u * z_max
-    theta = math.exp(2 * zeta) * (1 + gamma(m + 4)) - 1
+    theta = math.exp(2 * zeta) * (1 + gamma(m + 2 + platform.exp_roundings(platform.dtype_for_unit_roundoff(u)))) - 1
     sigma = np.minimum(S @ S.T * (1 + theta) ** 2 * (1 + gamma(m + 1)), 1.0)
     norms = np.linalg.norm(X64, axis=1) * (1 + gamma(d + 2))
     tau = np.expm1(2 * R * norms)

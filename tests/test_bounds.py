@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from ntkprefix import bounds
+from ntkprefix import bounds, platform
 
 
 def brute_force_relative_error(S, g, n=4001):
@@ -103,6 +103,56 @@ def test_remainder_for_huge_ranges_is_inf_not_an_overflow_error():
     assert req.m_required == math.inf and req.eta_prescribed == 0.0 and req.T_required == math.inf
     with pytest.raises(ValueError, match="degree g must be <= 1000000"):
         bounds.taylor_relative_error(1.0, 10**7)
+
+
+# ---- the platform's exp and log accuracy enter the allowance (ntkprefix.platform) ----------------------------------
+
+_INSTANCE = dict(score_range=1.5, score_abs_range=2.0, degree=6, value_bound=1.0, m=256, L=16, d=4)
+
+
+def test_rounding_terms_count_exp_as_k_exp_roundings():
+    m, L, r, g, d = 256, 16, 210, 6, 4
+    # k_exp = 2, the count assumed before exp was measured: the old N = 5m + L + r + 12g + d + 32.
+    assert bounds.rounding_terms(m=m, L=L, r=r, degree=g, d=d, exp_roundings=2) == 5 * m + L + r + 12 * g + d + 32
+    # every further rounding of exp adds one per chunk rescale (m + 1) and one for a term's own exp
+    assert bounds.rounding_terms(m=m, L=L, r=r, degree=g, d=d, exp_roundings=3) == 5 * m + L + r + 12 * g + d + 32 + m + 2
+    # the default is the running platform's measured count
+    assert bounds.rounding_terms(m=m, L=L, r=r, degree=g, d=d) == bounds.rounding_terms(
+        m=m, L=L, r=r, degree=g, d=d, exp_roundings=platform.exp_roundings(np.float64))
+    assert bounds.rounding_terms(m=m, L=L, r=r, degree=g, d=d, unit_roundoff=2.0**-24) == bounds.rounding_terms(
+        m=m, L=L, r=r, degree=g, d=d, exp_roundings=platform.exp_roundings(np.float32))
+
+
+@pytest.mark.parametrize("unit_roundoff", [2.0**-53, 2.0**-24])
+def test_theorem_4_1_bound_grows_with_the_exp_and_log_error_and_defaults_to_the_platform(unit_roundoff):
+    by_k = [bounds.theorem_4_1_bound(**_INSTANCE, unit_roundoff=unit_roundoff, exp_roundings=k, log_coefficient=2).rounding_term
+            for k in range(1, 8)]
+    assert all(a < b for a, b in zip(by_k, by_k[1:])), by_k
+    by_c = [bounds.theorem_4_1_bound(**_INSTANCE, unit_roundoff=unit_roundoff, exp_roundings=2, log_coefficient=c).rounding_term
+            for c in range(0, 8)]
+    assert all(a < b for a, b in zip(by_c, by_c[1:])), by_c
+    dtype = platform.dtype_for_unit_roundoff(unit_roundoff)
+    default = bounds.theorem_4_1_bound(**_INSTANCE, unit_roundoff=unit_roundoff)
+    explicit = bounds.theorem_4_1_bound(**_INSTANCE, unit_roundoff=unit_roundoff, exp_roundings=platform.exp_roundings(dtype),
+                                        log_coefficient=platform.log_coefficient(dtype))
+    assert default == explicit
+    # rounding_allowance itself takes c_log from the platform by default
+    kwargs = dict(n_terms=1000, eps=1e-3, value_bound=1.0, score_abs_range=2.0, unit_roundoff=unit_roundoff)
+    assert bounds.rounding_allowance(**kwargs) == bounds.rounding_allowance(**kwargs, log_coefficient=platform.log_coefficient(dtype))
+    assert bounds.rounding_allowance(**kwargs, log_coefficient=3) < bounds.rounding_allowance(**kwargs, log_coefficient=9)
+
+
+@pytest.mark.parametrize("field,bad", [("exp_roundings", 0), ("exp_roundings", 1.5), ("exp_roundings", True),
+                                       ("log_coefficient", -1), ("log_coefficient", 2.5)])
+def test_exp_and_log_counts_are_validated(field, bad):
+    with pytest.raises(ValueError, match=field):
+        bounds.theorem_4_1_bound(**_INSTANCE, **{field: bad})
+
+
+def test_other_unit_roundoffs_need_explicit_counts():
+    with pytest.raises(ValueError, match="pass exp_roundings and log_coefficient explicitly"):
+        bounds.theorem_4_1_bound(**_INSTANCE, unit_roundoff=2.0**-11)
+    assert bounds.theorem_4_1_bound(**_INSTANCE, unit_roundoff=2.0**-11, exp_roundings=2, log_coefficient=2).total > 0
 
 
 def test_rounding_allowance_is_inf_when_kappa_overflows():

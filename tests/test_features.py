@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ntkprefix as nk
-from ntkprefix import bounds
+from ntkprefix import bounds, platform
 
 
 def taylor_poly(s, g):
@@ -39,8 +39,9 @@ def test_elu_map_structure():
 # ---- ELU+1 numerics ------------------------------------------------------------------------------------------------
 #
 # Tolerances below are derived in ntkprefix/features.py (comment above _elu_plus_one) from one platform fact,
-# asserted by test_platform_exp_and_log_accuracy: XLA's exp has relative error <= 1 eps (eps = 2u, the spacing of
-# floats at 1). The reference is the exact function evaluated in numpy's longdouble (64-bit significand, eps_ld =
+# measured per platform and dtype (ntkprefix.platform) and re-measured by
+# test_platform_exp_and_log_are_within_the_stated_accuracy: XLA's exp has relative error <= k_exp u (u = eps/2, eps
+# the spacing of floats at 1; k_exp = platform.exp_roundings(dtype)). The reference is the exact function evaluated in numpy's longdouble (64-bit significand, eps_ld =
 # 2^-63) with k = d^(-1/4) from exact decimal arithmetic, so its own relative error is at most (|y| + 2) eps_ld.
 
 LONGDOUBLE_EPS = float(np.finfo(np.longdouble).eps)
@@ -68,14 +69,14 @@ def _elu_grid(dtype):
 
 
 def elu_relative_error_bound(y, dtype):
-    """err_exp + 2u (1 + 2^-9) + (u y)^2 + reference error: at most 2 eps + O(u^2) (derivation in features.py)."""
-    eps = float(np.finfo(dtype).eps)
-    u = eps / 2
-    return eps + 2 * u * (1 + 2.0**-9) + (u * np.abs(y)) ** 2 + (np.abs(y) + 2) * LONGDOUBLE_EPS
+    """err_exp + 2u (1 + 2^-9) + (u y)^2 + reference error, err_exp = k_exp u the platform's measured exp error:
+    (k_exp + 2) u + O(u^2) (derivation in features.py)."""
+    u = float(np.finfo(dtype).eps) / 2
+    return platform.exp_roundings(dtype) * u + 2 * u * (1 + 2.0**-9) + (u * np.abs(y)) ** 2 + (np.abs(y) + 2) * LONGDOUBLE_EPS
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_elu_plus_one_is_accurate_to_2_eps_on_minus_80_to_80(dtype):
+def test_elu_plus_one_is_accurate_to_k_exp_plus_2_u_on_minus_80_to_80(dtype):
     x = _elu_grid(dtype)
     for d in ELU_DIMENSIONS:
         x_d = np.concatenate([x, np.zeros((-x.size) % d, dtype)])  # every coordinate is the same map: fill rows of d
@@ -183,22 +184,132 @@ def test_elu_plus_one_second_derivative():
     assert float(second(2.0)) == 0.0
 
 
-@pytest.mark.parametrize("dtype,low,high", [(np.float32, -87.0, 88.0), (np.float64, -708.0, 709.0)])
-def test_platform_exp_and_log_accuracy(dtype, low, high):
-    # The platform facts the rounding bounds of this project rest on (ntkprefix/bounds.py, features.py):
-    # exp has relative error <= 1 eps; log has absolute error <= eps (|log x| + 1). Measured, not derived: XLA's CPU
-    # exp is a polynomial approximation in float32 (max 0.70 eps here) and libm's in float64 (0.50 eps).
+# ---- the platform facts (ntkprefix.platform) -------------------------------------------------------------------
+#
+# Every rounding bound of the project (ntkprefix/bounds.py, features.py, kernels.py, tests/tolerances.py) counts an
+# exp as k_exp roundings and bounds log's absolute error by c_log u (|log x| + 1), both taken from
+# ntkprefix.platform: a table of measurements per (jaxlib, backend, dtype), or a measurement at first use. Here the
+# running platform is measured again, independently of the module's points (other seed, more points near 0 and
+# near 1, a dense grid), and the measurement must stay within what the module states.
+
+
+def _independent_exp_points(dtype, low):
+    # x <= 0 only: every exp the bounds count is shifted to a non-positive argument (ntkprefix.platform)
     rng = np.random.default_rng(1)
-    eps = float(np.finfo(dtype).eps)
-    x = np.concatenate([rng.uniform(low, high, 1_000_000), rng.uniform(-1, 1, 200_000), np.linspace(low, high, 100_001)]).astype(dtype)
+    return np.concatenate(
+        [rng.uniform(low, 0, 1_000_000), rng.uniform(-1, 0, 200_000), rng.uniform(-1e-3, 0, 50_000),
+         np.linspace(low, 0, 100_001)]
+    ).astype(dtype)
+
+
+def _independent_log_points(dtype, low, high):
+    rng = np.random.default_rng(1)
+    z = np.concatenate([np.exp(rng.uniform(low, high, 1_000_000)), rng.uniform(0.5, 2.0, 200_000),
+                        1 + rng.uniform(-1e-3, 1e-3, 50_000)]).astype(dtype)
+    return z[(z >= np.finfo(dtype).tiny) & np.isfinite(z)]
+
+
+@pytest.mark.parametrize("dtype,low,high", [(np.float32, -87.0, 88.0), (np.float64, -708.0, 709.0)])
+def test_platform_exp_and_log_are_within_the_stated_accuracy(dtype, low, high):
+    stated = platform.accuracy(dtype)
+    u = float(np.finfo(dtype).eps) / 2
+    x = _independent_exp_points(dtype, low)
     out = np.asarray(jnp.exp(jnp.asarray(x))).astype(np.longdouble)
     ref = np.exp(x.astype(np.longdouble))
-    assert float(np.max(np.abs(out - ref) / ref)) <= eps
-    z = np.concatenate([np.exp(rng.uniform(low, high, 1_000_000)), rng.uniform(0.5, 2.0, 200_000)]).astype(dtype)
-    z = z[(z >= np.finfo(dtype).tiny) & np.isfinite(z)]
+    exp_error = float(np.max(np.abs(out - ref) / ref)) / u
+    assert exp_error <= stated.exp_roundings, (
+        f"{platform.platform_key(dtype)}: exp error {exp_error:.4f} u > the stated k_exp = {stated.exp_roundings} "
+        f"({stated.source}); measure this platform and correct ntkprefix.platform.MEASURED"
+    )
+    z = _independent_log_points(dtype, low, high)
     lz = np.asarray(jnp.log(jnp.asarray(z))).astype(np.longdouble)
     lref = np.log(z.astype(np.longdouble))
-    assert np.all(np.abs(lz - lref) <= eps * (np.abs(lref) + 1))
+    log_error = float(np.max(np.abs(lz - lref) / (np.abs(lref) + 1))) / u
+    assert log_error <= stated.log_coefficient, (
+        f"{platform.platform_key(dtype)}: log error {log_error:.4f} u (|log x| + 1) > the stated c_log = "
+        f"{stated.log_coefficient} ({stated.source})"
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_platform_table_entry_is_reproduced_by_its_measurement(dtype):
+    # A table entry states the maximum that measure_exp_error / measure_log_error find at their default points; on a
+    # platform in the table the measurement must give that number (rounded up to 3 decimals), so the table cannot
+    # drift from what its measurement says. Elsewhere the module measured at first use: the same functions.
+    key = platform.platform_key(dtype)
+    if key not in platform.MEASURED:
+        pytest.skip(f"{key} is not in ntkprefix.platform.MEASURED (measured at first use)")
+    entry = platform.MEASURED[key]
+    exp_measured = platform.measure_exp_error(dtype=dtype)
+    log_measured = platform.measure_log_error(dtype=dtype)
+    assert entry.exp_measured - 1e-3 <= exp_measured <= entry.exp_measured
+    assert entry.log_measured - 1e-3 <= log_measured <= entry.log_measured
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_planted_exp_or_log_error_beyond_the_stated_one_is_detected(dtype):
+    # exp perturbed by (k_exp + 2) u relative, log by (c_log + 2) u (|log x| + 1), at every point (the final rounding
+    # to float64 takes back at most 1 u of it): the measurement must see more than the stated count (it would make
+    # the bounds false), and the honest functions not.
+    stated = platform.accuracy(dtype)
+    u = float(np.finfo(dtype).eps) / 2
+    k, c = stated.exp_roundings + 2, stated.log_coefficient + 2
+
+    def bad_exp(x):
+        return (np.exp(x.astype(np.longdouble)) * (1 + k * u)).astype(np.float64)  # float64: exact enough to carry it
+
+    def bad_log(x):
+        lx = np.log(x.astype(np.longdouble))
+        return (lx + c * u * (np.abs(lx) + 1)).astype(np.float64)
+
+    assert platform.measure_exp_error(bad_exp, dtype, points=13_000) > stated.exp_roundings
+    assert platform.measure_log_error(bad_log, dtype, points=13_000) > stated.log_coefficient
+    assert platform.measure_exp_error(dtype=dtype, points=13_000) <= stated.exp_roundings
+    assert platform.measure_log_error(dtype=dtype, points=13_000) <= stated.log_coefficient
+    # A perturbation at a single argument is found too, if the measurement's points contain it (the grid's end).
+    low, _ = platform.exp_domain(dtype)
+
+    def exp_wrong_at_one_point(x):
+        out = np.exp(x.astype(np.longdouble))
+        return np.where(x == np.asarray(low, dtype), out * (1 + k * u), out).astype(np.float64)
+
+    assert platform.measure_exp_error(exp_wrong_at_one_point, dtype, points=13_000) > stated.exp_roundings
+
+
+def test_first_use_measurement_of_a_platform_missing_from_the_table():
+    # What a platform not in MEASURED gets: the same measurement on FIRST_USE_POINTS points, with the larger allowance.
+    key = ("not-a-jaxlib-version", jax.default_backend(), "float64")
+    assert key not in platform.MEASURED
+    measured = platform._accuracy.__wrapped__(key)  # uncached, so the cache of the real platform is untouched
+    assert measured.source.startswith("measured at first use") and measured.points == platform.FIRST_USE_POINTS
+    assert measured.exp_roundings == platform.roundings_for(measured.exp_measured, platform.FIRST_USE_ALLOWANCE)
+    assert measured.log_coefficient == platform.roundings_for(measured.log_measured, platform.FIRST_USE_ALLOWANCE)
+    assert 0 < measured.exp_measured <= platform.accuracy(np.float64).exp_roundings
+
+
+def test_numpy_exp_is_within_the_stated_accuracy():
+    # numpy's float64 exp and integer power are the numpy references' (tests/tolerances.py): NUMPY_EXP_ROUNDINGS
+    # and 2u, measured like XLA's.
+    from tests import tolerances
+
+    assert platform.measure_exp_error(np.exp, np.float64) <= tolerances.NUMPY_EXP_ROUNDINGS
+    rng = np.random.default_rng(3)
+    s = rng.uniform(-30, 30, 200_000)
+    u = 2.0**-53
+    for j in range(2, 21):
+        rel = np.abs(np.power(s, j).astype(np.longdouble) - np.power(s.astype(np.longdouble), j)) / np.abs(
+            np.power(s.astype(np.longdouble), j))
+        assert float(rel.max()) <= 2 * u, f"s**{j}: {float(rel.max()) / u:.3f} u"
+
+
+def test_platform_refuses_other_dtypes_and_unit_roundoffs():
+    with pytest.raises(ValueError, match="float32 or float64"):
+        platform.accuracy(np.float16)
+    with pytest.raises(ValueError, match="no measured exp/log accuracy for unit roundoff"):
+        platform.dtype_for_unit_roundoff(2.0**-11)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        platform.roundings_for(float("nan"))
+    assert platform.roundings_for(0.0) == 1 and platform.roundings_for(1.0) == 2 and platform.roundings_for(1.8) == 3
 
 
 def test_feature_map_for_another_d_raises_with_shapes():

@@ -64,7 +64,8 @@ def test_reduction_is_exact_for_the_polynomial_kernel(shape, seed, scale, causal
     # exp replaced by T_g on the prefix scores. Even degree: T_g(s) >= min(e^s, 1) > 0, so the replaced attention is a
     # well-posed weighted average. Tolerance: the rounding of the two float64 evaluations, each derived:
     # rounding_allowance with eps = 0 bounds NTK-Attention's (for even g its kappa = e^{2 S_abs} holds with eps = 0,
-    # since T_g(s_j) >= e^{-|s_j|}), numpy_taylor_attention_rounding the numpy reference's.
+    # since T_g(s_j) >= e^{-|s_j|}; N counts every exp as the platform's measured k_exp roundings, c_log its log
+    # accuracy: bounds.rounding_terms, ntkprefix.platform), numpy_taylor_attention_rounding the numpy reference's.
     d, g, L, m = shape
     rng = np.random.default_rng(seed)
     Q, K, V = (rng.uniform(-scale, scale, (L, d)) for _ in range(3))
@@ -78,7 +79,7 @@ def test_reduction_is_exact_for_the_polynomial_kernel(shape, seed, scale, causal
     expected = (wx @ V + wp @ V_P) / (wx.sum(axis=1) + wp.sum(axis=1))[:, None]
     v_max = max(np.abs(V).max(), np.abs(V_P).max())
     ntk_side = bounds.rounding_allowance(
-        n_terms=5 * m + L + phi.r + 12 * g + d + 32, eps=0.0, value_bound=v_max,
+        n_terms=bounds.rounding_terms(m=m, L=L, r=phi.r, degree=g, d=d), eps=0.0, value_bound=v_max,
         score_abs_range=nk.max_abs_score(Q, K_P, absolute_terms=True),
         input_score_abs_range=nk.max_abs_score(Q, K, absolute_terms=True), unit_roundoff=2.0**-53,
     )

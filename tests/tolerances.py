@@ -2,9 +2,12 @@
 
 Model (Higham, "Accuracy and Stability of Numerical Algorithms", ch. 2-3): fl(a op b) = (a op b)(1 + delta) with
 |delta| <= u; a sum or dot product of n terms, in any order, is exact for terms perturbed by relative errors of at
-most gamma_n = n u / (1 - n u). Two platform facts, asserted in tests/test_features.py
-(test_platform_exp_and_log_accuracy): XLA's exp has relative error at most 2u, its log absolute error at most
-2u (|log x| + 1). LAPACK's symmetric eigensolver is backward stable: the computed eigenvalues are those of A + E with
+most gamma_n = n u / (1 - n u). Two platform facts, measured per jaxlib version, backend and dtype, not assumed
+(ntkprefix.platform; re-measured by tests/test_features.py::test_platform_exp_and_log_are_within_the_stated_accuracy):
+XLA's exp has relative error at most k_exp u, so an exp counts as k_exp roundings (exp_roundings below), its log
+absolute error at most c_log u (|log x| + 1) (log_coefficient below). numpy's float64 exp, used by the numpy
+references, counts as NUMPY_EXP_ROUNDINGS, measured the same way (test_numpy_exp_is_within_the_stated_accuracy); numpy's
+power by an integer is assumed accurate to 2u (libm's pow, documented below 1 ulp; checked by the same test). LAPACK's symmetric eigensolver is backward stable: the computed eigenvalues are those of A + E with
 ||E||_2 <= p(N) u ||A||_2; we take p(N) = N, the usual statement of "a modest function of N" (LAPACK Users' Guide,
 section 4.7). Nothing here is tuned to make a test pass: every factor is written out with where it comes from.
 """
@@ -16,7 +19,7 @@ import math
 
 import numpy as np
 
-from ntkprefix import model
+from ntkprefix import model, platform
 
 
 def unit_roundoff(dtype) -> float:
@@ -26,6 +29,23 @@ def unit_roundoff(dtype) -> float:
 def gamma(n: float, u: float) -> float:
     """gamma_n = n u / (1 - n u) (inf when n u >= 1)."""
     return n * u / (1 - n * u) if n * u < 1 else math.inf
+
+
+def exp_roundings(u: float) -> int:
+    """k_exp of the running XLA for the dtype of unit roundoff u (2^-53 or 2^-24): one jnp.exp counts as k_exp
+    roundings (measured: ntkprefix.platform)."""
+    return platform.exp_roundings(platform.dtype_for_unit_roundoff(u))
+
+
+def log_coefficient(u: float) -> int:
+    """c_log of the running XLA for the dtype of unit roundoff u: |jnp.log error| <= c_log u (|log x| + 1)."""
+    return platform.log_coefficient(platform.dtype_for_unit_roundoff(u))
+
+
+#: numpy's float64 exp (the numpy references' exp) counts as this many roundings: measured 1.002 u (numpy 1.26.4 and
+#: 2.4.6, x86_64, ntkprefix.platform.measure_exp_error(np.exp), 1.3 million points), so 2 by platform.roundings_for;
+#: re-measured by tests/test_features.py::test_numpy_exp_is_within_the_stated_accuracy.
+NUMPY_EXP_ROUNDINGS = 2
 
 
 # ---- the NTK of Section 3 ---------------------------------------------------------------------------------------
@@ -38,8 +58,10 @@ def ntk_rounding_bound(W, X, a, *, output_scale=None) -> np.ndarray:
     gbar_ij = sum_k |x_ik x_jk| >= |<x_i, x_j>|, and |G[i,l,r]| <= 2 c S_r(x_i) (|a - abar| <= 2).
 
     1. Softmax. z_r has absolute error <= gamma_d ||x|| ||w_r||; z_r - max z is rounded once (<= 2u max|z|); so every
-       exponent is off by at most zeta = 2 gamma_d max||x|| max||w|| + 2u max|z| (1 + u); exp adds 2u, the sum of m
-       terms gamma_m, the division u: S^_r = S_r (1 + theta_r), |theta_r| <= theta = e^{2 zeta} (1 + gamma_{m+8}) - 1.
+       exponent is off by at most zeta = 2 gamma_d max||x|| max||w|| + 2u max|z| (1 + u); exp adds k_exp roundings
+       (the measured count of the running XLA, float64), the sum of m terms gamma_m, the division u:
+       S^_r = S_r (1 + theta_r), |theta_r| <= theta = e^{2 zeta} (1 + gamma_{m+6+k_exp}) - 1 (5 to spare, the m + 8
+       of k_exp = 2).
     2. abar_l = sum_r S_r a_lr: |abar^ - abar| <= alpha = theta + gamma_m (1 + theta).
     3. G = (c S)(a - abar): three roundings, so |G^ - G| <= 2 c S_r eps_G,
        eps_G = ((1 + theta)(1 + gamma_3) - 1) + (1 + theta)(1 + gamma_3) alpha / 2.
@@ -104,7 +126,7 @@ def _softmax_error(W: np.ndarray, X: np.ndarray, u: float) -> tuple[float, np.nd
     d, m = W.shape
     z = X @ W
     zeta = 2 * gamma(d, u) * np.linalg.norm(X, axis=1).max() * np.linalg.norm(W, axis=0).max() + 2 * u * np.abs(z).max() * (1 + u)
-    theta = math.exp(2 * zeta) * (1 + gamma(m + 8, u)) - 1
+    theta = math.exp(2 * zeta) * (1 + gamma(m + 6 + exp_roundings(u), u)) - 1
     S = np.asarray(model.prefix_softmax(W, X), np.float64)
     sigma = S @ S.T * (1 + gamma(m + 1, u)) / (1 - theta) ** 2
     return theta, sigma, np.abs(X) @ np.abs(X).T
@@ -163,14 +185,19 @@ def elu_ntk_attention_rounding(Q, K, V, Z, k, *, d: int, causal: bool, u: float,
     denominator is off by a relative factor at most eta, the output moves by at most 2 eta Vmax / (1 - eta), and the
     final division adds 2 u Vmax. The factors, for one row:
     * scores: s_j = <q, k_j>/sqrt(d): gamma_{d+3} A_j, plus 2u A_j from rounding q and k (A_j = sum_i |q_i k_ji|/sqrt(d));
-    * the shift: u |s_j - M| and, for the prefix weight, log mu (2u (|log mu| + 1)) and u |log mu - M|, all at most
-      u (3 Lambda + 2) with Lambda = 2 S_all + |log mu| + 1 bounding |s_j - M|, |log mu - M| and |log mu|;
-    * exp: 2u; sums over L input keys and r features, products and the normalisation by mu: gamma_{L + r + 8};
-    * phi(q): relative error of the map itself, eps + 2u (1 + 2^-9) + (u y)^2 (tests/test_features.py; the log-scaled
-      form used by ntk_attention has the same bound), plus the rounding of q, which moves exp(y) by |y| u:
-      eps_phi = u (|y| + 4 + 2^-8) + (u y)^2 with y = max|q| / d^(1/4) (|y| u only when the inputs are rounded);
+    * the shift: u |s_j - M| for an input weight; for the prefix weight, log mu (c_log u (|log mu| + 1), c_log the
+      measured log coefficient of the running XLA for u's dtype) and u |log mu - M|; all at most
+      u ((c_log + 1) Lambda + c_log) with Lambda = 2 S_all + |log mu| + 1 bounding |s_j - M|, |log mu - M| and
+      |log mu| (for c_log = 2: u (3 Lambda + 2));
+    * exp: k_exp roundings (measured, for u's dtype); sums over L input keys and r features, products and the
+      normalisation by mu: gamma_{L + r + 6 + k_exp};
+    * phi(q): relative error of the map itself, k_exp u + 2u (1 + 2^-9) + (u y)^2 (ntkprefix/features.py, checked by
+      tests/test_features.py; the log-scaled form used by ntk_attention has the same bound), plus the rounding of q,
+      which moves exp(y) by |y| u: eps_phi = u (|y| + k_exp + 2 + 2^-8) + (u y)^2 with y = max|q| / d^(1/4) (|y| u
+      only when the inputs are rounded);
     * Z, k, V rounded (when the inputs are rounded): u each.
-    eta = e^{xi} (1 + gamma_{L+r+8}) (1 + eps_phi) (1 + 3u) - 1 with xi = (gamma_{d+3} + 2u) S_all + u (3 Lambda + 2).
+    eta = e^{xi} (1 + gamma_{L+r+6+k_exp}) (1 + eps_phi) (1 + 3u) - 1 with
+    xi = (gamma_{d+3} + 2u) S_all + u ((c_log + 1) Lambda + c_log).
     """
     Q, K, V, Z, k = (np.asarray(x, np.float64) for x in (Q, K, V, Z, k))
     L = Q.shape[0]
@@ -187,9 +214,10 @@ def elu_ntk_attention_rounding(Q, K, V, Z, k, *, d: int, causal: bool, u: float,
     Lam = 2 * S_all + log_mu + 1
     y = float(np.abs(Q).max()) / d**0.25
     rounded = 1.0 if inputs_rounded else 0.0
-    eps_phi = u * (rounded * y + 4 + 2.0**-8) + (u * y) ** 2
-    xi = (gamma(d + 3, u) + 2 * u * rounded) * S_all + u * (3 * Lam + 2)
-    eta = math.exp(xi) * (1 + gamma(L + r + 8, u)) * (1 + eps_phi) * (1 + 3 * u * rounded) - 1
+    k_exp, c_log = exp_roundings(u), log_coefficient(u)
+    eps_phi = u * (rounded * y + k_exp + 2 + 2.0**-8) + (u * y) ** 2
+    xi = (gamma(d + 3, u) + 2 * u * rounded) * S_all + u * ((c_log + 1) * Lam + c_log)
+    eta = math.exp(xi) * (1 + gamma(L + r + 6 + k_exp, u)) * (1 + eps_phi) * (1 + 3 * u * rounded) - 1
     Vz = float(np.max(np.abs(Z) / k[:, None])) * (1 + 2.0**-52)
     v_max = max(float(np.abs(V).max()), Vz)
     if eta >= 1:
@@ -205,11 +233,13 @@ def numpy_taylor_attention_rounding(Q, K, V, K_P, V_P, *, g: int) -> float:
     prefix scores (tests/test_properties.py), T the exact value, for even g.
 
     * sp = Q K_P^T / sqrt(d): |sp^ - s| <= gamma_{d+2} A (A = max_j sum_i |q_i k_ji| / sqrt(d)).
-    * T_g(sp^) = sum_{i<=g} sp^i / i!: pow accurate to 2u (the platform assumption of exp, for libm's pow), the
+    * T_g(sp^) = sum_{i<=g} sp^i / i!: numpy's power accurate to 2u (libm's pow; checked by
+      tests/test_features.py::test_numpy_exp_is_within_the_stated_accuracy), the
       division by the exact i! and the sum of g + 1 terms: |T_g^ - T_g(s)| <= e^{A'} (gamma_{d+2} A + gamma_{g+4}),
       A' = A (1 + gamma_{d+2}), because sum_i i A'^{i-1} / i! <= e^{A'} bounds the propagated score error.
       For even g, T_g(s) >= min(e^s, 1) >= e^{-A}, so that is a relative error eps_p <= e^{2A'} (...).
-    * exp of the input scores: e^{gamma_{d+2} A_in} (1 + 2u) - 1; the two sums of L + m terms and the division.
+    * exp of the input scores (numpy's exp, NUMPY_EXP_ROUNDINGS = k roundings): e^{gamma_{d+2} A_in} (1 + k u) - 1;
+      the two sums of L + m terms and the division.
     Then the lemma of ntkprefix.bounds.rounding_allowance: 2 eta V / (1 - eta) + 2 u V.
     """
     assert g % 2 == 0
@@ -221,7 +251,7 @@ def numpy_taylor_attention_rounding(Q, K, V, K_P, V_P, *, g: int) -> float:
     A_in = float((np.abs(Q) @ np.abs(K).T).max()) / math.sqrt(d)
     A1 = A * (1 + gamma(d + 2, u))
     eps_p = math.exp(2 * A1) * (gamma(d + 2, u) * A + gamma(g + 4, u))
-    eps_in = math.exp(gamma(d + 2, u) * A_in) * (1 + 2 * u) - 1
+    eps_in = math.exp(gamma(d + 2, u) * A_in) * (1 + NUMPY_EXP_ROUNDINGS * u) - 1
     eta = (1 + max(eps_p, eps_in)) * (1 + gamma(L + m + 2, u)) - 1
     v_max = max(float(np.abs(V).max()), float(np.abs(V_P).max()))
     return 2 * eta * v_max / (1 - eta) + 2 * u * v_max if eta < 1 else math.inf
