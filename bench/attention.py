@@ -1,8 +1,14 @@
 """Speed and memory of the attention core, measured side by side in one run; prints every ratio beside its target.
 
+Every ratio is measured side by side: a run interleaves the calls (each round runs every call once) and takes
+medians (verify/timing.py::median_times); each comparison is repeated over --runs runs (at least 5), and the median
+ratio over the runs is printed beside its target with the spread (min..max over the runs) and the load average
+before and after (the ratio against torch moves with the host's load: its two OpenMP threads wait for each other).
+
 1. Exact prefix attention (Algorithm 1), float32, d = 32, L = 256, m = 2^16 and 2^20: ntkprefix.prefix_attention
-   against torch 2.13's CPU scaled_dot_product_attention on the same inputs (and a jnp softmax over all scores),
-   jit-compiled, calls interleaved, medians. Target: at least as fast as torch. Also printed: its agreement with a
+   against torch 2.13's CPU scaled_dot_product_attention and jax.nn.dot_product_attention (implementation='xla',
+   layout (B, T, N, H) = (1, m + L, 1, d)) on the same inputs (and a jnp softmax over all scores), jit-compiled.
+   Target: at least as fast as torch, and printed beside it the ratio against jax's. Also printed: its agreement with a
    float64 reference against the float32 rounding bound, and its compiled working memory (XLA's temporary buffers:
    O(L chunk), independent of m).
 2. NTK-Attention against prefix attention at m = 2^16, beside the ratio of their operation counts (no target: the
@@ -10,12 +16,13 @@
 3. reduce_prefix, m = 2^22, d = d_v = 16, g = 2 (r = 153), float32 and float64, against the GEMM-only lower bound:
    the fastest of (a) the GEMMs phi^T V and phi^T 1 on a precomputed phi chunk, in the same compiled loop, (b) the
    one GEMM phi^T [V, 1] in that loop, (c) numpy's GEMM phi^T [V, 1] over a precomputed phi. Target: within 1.5x.
-   Also its compiled working memory (O(chunk r)).
+   Also its compiled working memory (O(chunk r)), and what the time beyond the GEMMs is spent on (the feature
+   evaluation and its memory traffic: reduce_prefix minus the bound, as a share of the bound).
 4. Streams of m = 2^24 rows generated chunk by chunk (the prefix never exists whole), in a fresh process each so
    the peak memory is the stream's own: reduce_prefix_stream (d = 16, g = 2, float64) and prefix_attention_stream
    (d = 32, L = 256, float32). Targets: < 60 s, < 2 GiB.
 
-Usage: python bench/attention.py [--log2-m-stream 24] [--repeats 15] [--skip-stream]
+Usage: python bench/attention.py [--runs 5] [--repeats 5] [--log2-m-stream 24] [--skip-stream]
 torch comes from the optional extra: pip install -e '.[bench]' (CPU build); without it section 1 says so.
 """
 
@@ -50,21 +57,42 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
-def exact_attention_bench(repeats: int) -> None:
+def _runs(calls, runs: int, repeats: int, warmup: int = 2) -> list[list[float]]:
+    """Median seconds per call of each (fn, args) in each of ``runs`` runs of ``repeats`` interleaved rounds:
+    [run][call]. The first run warms up (compiles)."""
+    from verify.timing import median_times
+
+    return [median_times(calls, repeats=repeats, warmup=warmup if i == 0 else 0) for i in range(runs)]
+
+
+def _spread(ratios: list[float]) -> str:
+    import statistics
+
+    return f"{statistics.median(ratios):.2f}x (median of {len(ratios)} runs; spread {min(ratios):.2f}..{max(ratios):.2f}x)"
+
+
+def _loads(before: tuple[float, float, float]) -> str:
+    after = os.getloadavg()
+    return f"load average {before[0]:.2f} -> {after[0]:.2f} (1 min) on {os.cpu_count()} cores"
+
+
+def exact_attention_bench(runs: int, repeats: int) -> None:
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     import ntkprefix as nk
     from verify.instruments import gamma
-    from verify.timing import median_times
 
     try:
         import torch
     except ImportError:
         torch = None
+    import statistics
+
     d, L = 32, 256
-    print(f"[1] exact prefix attention, float32, d={d}, L={L}, median of {repeats} interleaved calls ({_load()})")
+    print(f"[1] exact prefix attention, float32, d={d}, L={L}: {runs} runs, each the medians of interleaved calls "
+          f"({_load()})")
     for log2_m in (16, 20):
         m = 2**log2_m
         k_x, k_p, k_w = jax.random.split(jax.random.PRNGKey(log2_m), 3)
@@ -79,7 +107,11 @@ def exact_attention_bench(repeats: int) -> None:
             scores = jnp.concatenate([K_P, K]) @ Q.T / math.sqrt(d)
             return jax.nn.softmax(scores, axis=0).T @ jnp.concatenate([V_P, V])
 
-        calls = [(ours, tuple(inst)), (dense, tuple(inst))]
+        # jax's own attention on the same inputs, layout (B, T, N, H): one batch, one head; default scale 1/sqrt(d)
+        jax_attention = jax.jit(lambda q, k, v: jax.nn.dot_product_attention(q, k, v, implementation="xla"))
+        q4, k4, v4 = (x[None, :, None, :] for x in (inst.Q, jnp.concatenate([inst.K_P, inst.K]),
+                                                     jnp.concatenate([inst.V_P, inst.V])))
+        calls = [(ours, tuple(inst)), (dense, tuple(inst)), (jax_attention, (q4, k4, v4))]
         if torch is not None:
             tq = torch.from_numpy(np.array(inst.Q))[None, None]
             tk = torch.from_numpy(np.array(jnp.concatenate([inst.K_P, inst.K])))[None, None]
@@ -90,18 +122,28 @@ def exact_attention_bench(repeats: int) -> None:
                     return torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)
 
             calls.append((sdpa, ()))
-        times = median_times(calls, repeats=repeats if m <= 2**16 else max(5, repeats // 3), warmup=2)
+        before = os.getloadavg()
+        rounds = repeats if m <= 2**16 else max(1, repeats // 5)  # 2^20: jax's attention alone takes about 10 s a call
+        per_run = _runs(calls, runs, rounds)
+        times = [statistics.median(run[i] for run in per_run) for i in range(len(calls))]
+        loads = _loads(before)
+        jax_out = np.asarray(jax_attention(q4, k4, v4))[0, :, 0, :]
         out = np.asarray(ours(*inst), np.float64)
         reference = np.asarray(nk.prefix_attention(*(jnp.asarray(x, jnp.float64) for x in inst)))
         error = float(np.max(np.abs(out - reference)) / np.max(np.abs(reference)))
+        jax_error = float(np.max(np.abs(jax_out - reference)) / np.max(np.abs(reference)))
         tolerance = 4 * gamma(m + L + d, jnp.float32)
         temp = _temp_bytes(nk.prefix_attention, *inst)
-        print(f"    m = 2^{log2_m}: prefix_attention {times[0] * 1e3:9.2f} ms | jnp softmax over all scores "
-              f"{times[1] * 1e3:9.2f} ms ({times[1] / times[0]:.2f}x ours)")
+        print(f"    m = 2^{log2_m} ({runs} runs of {rounds} interleaved rounds; {loads}):")
+        print(f"      prefix_attention {times[0] * 1e3:9.2f} ms | jnp softmax over all scores {times[1] * 1e3:9.2f} ms "
+              f"(ours {_spread([run[1] / run[0] for run in per_run])} its speed)")
+        print(f"      jax {jax.__version__} jax.nn.dot_product_attention (xla) {times[2] * 1e3:9.2f} ms: ours is "
+              f"{_spread([run[2] / run[0] for run in per_run])} its speed (its error against float64 {jax_error:.1e})")
         if torch is not None:
-            ratio = times[2] / times[0]
-            print(f"      torch {torch.__version__} CPU scaled_dot_product_attention {times[2] * 1e3:9.2f} ms: ours is "
-                  f"{ratio:.2f}x torch's speed (target >= 1: {_met(ratio >= 1)})")
+            ratios = [run[3] / run[0] for run in per_run]
+            ratio = statistics.median(ratios)
+            print(f"      torch {torch.__version__} CPU scaled_dot_product_attention {times[3] * 1e3:9.2f} ms: ours is "
+                  f"{_spread(ratios)} torch's speed (target >= 1: {_met(ratio >= 1)})")
         else:
             print("      torch not installed (pip install -e '.[bench]'): the torch comparison is skipped")
         print(f"      exact: relative error against float64 {error:.2e} <= 4 gamma_N (float32, N = m + L + d) = "
@@ -137,7 +179,7 @@ def ntk_ratio_bench(repeats: int) -> None:
               f"(m + L)/(L + r) = {ideal:.1f}x)")
 
 
-def reduction_bench(repeats: int, log2_m: int = 22) -> None:
+def reduction_bench(runs: int, repeats: int, log2_m: int = 22) -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -146,14 +188,14 @@ def reduction_bench(repeats: int, log2_m: int = 22) -> None:
 
     import ntkprefix as nk
     from ntkprefix.reduction import default_chunk_size
-    from verify.timing import median_times
+    import statistics
 
     d, g, m = 16, 2, 2**log2_m
     phi = nk.taylor_feature_map(d, g)
     chunk = default_chunk_size(phi)
     highest = jax.lax.Precision.HIGHEST
-    print(f"[3] reduce_prefix, m = 2^{log2_m}, d = d_v = {d}, g = {g} (r = {phi.r}), chunks of {chunk} rows, median of "
-          f"{repeats} interleaved calls ({_load()})")
+    print(f"[3] reduce_prefix, m = 2^{log2_m}, d = d_v = {d}, g = {g} (r = {phi.r}), chunks of {chunk} rows, {runs} runs "
+          f"of {repeats} interleaved rounds ({_load()})")
     for dtype in (jnp.float32, jnp.float64):
         key = jax.random.PRNGKey(0)
         K = jax.random.normal(key, (m, d), dtype) / 2
@@ -185,16 +227,22 @@ def reduction_bench(repeats: int, log2_m: int = 22) -> None:
 
         calls = [(lambda K, V: nk.reduce_prefix(K, V, phi), (K, V)), (gemm_loop(True), (V, features_T)),
                  (gemm_loop(False), (V, features_T)), (numpy_gemm, ())]
-        times = median_times(calls, repeats=repeats, warmup=1)
+        before = os.getloadavg()
+        per_run = _runs(calls, runs, repeats, warmup=1)
+        loads = _loads(before)
+        times = [statistics.median(run[i] for run in per_run) for i in range(len(calls))]
+        ratios = [run[0] / min(run[1:]) for run in per_run]  # each run against its own fastest GEMM-only bound
+        ratio = statistics.median(ratios)
         bound = min(times[1:])
-        ratio = times[0] / bound
         temp = _temp_bytes(lambda K, V: nk.reduce_prefix(K, V, phi), K, V)
         name = np.dtype(dtype).name
         print(f"    {name}: reduce_prefix {times[0]:.3f} s | GEMM-only: phi^T V + phi^T 1 {times[1]:.3f} s, "
               f"phi^T [V, 1] {times[2]:.3f} s, numpy phi^T [V, 1] {times[3]:.3f} s")
-        print(f"      {ratio:.2f}x the lower bound {bound:.3f} s (target <= 1.5x: {_met(ratio <= 1.5)}); "
-              f"{times[0] / times[2]:.2f}x the one GEMM phi^T [V, 1]; working memory {temp / 2**20:.1f} MiB "
-              f"(O(chunk r); the prefix itself {(K.nbytes + V.nbytes) / 2**20:.0f} MiB)")
+        print(f"      reduce_prefix is {_spread(ratios)} the GEMM-only lower bound (target <= 1.5x: {_met(ratio <= 1.5)}; "
+              f"{loads})")
+        print(f"      beyond the GEMMs (the feature evaluation phi(K_c)^T and its memory traffic): {times[0] - bound:.3f} s = "
+              f"{(times[0] - bound) / bound:.0%} of the GEMM time; {times[0] / times[2]:.2f}x the one GEMM phi^T [V, 1]; "
+              f"working memory {temp / 2**20:.1f} MiB (O(chunk r); the prefix itself {(K.nbytes + V.nbytes) / 2**20:.0f} MiB)")
 
 
 def stream_worker(kind: str, log2_m: int) -> None:
@@ -262,7 +310,8 @@ def stream_bench(log2_m: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--log2-m-stream", type=int, default=24)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=5, help="runs per comparison (the spread is over them)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds per run (m = 2^16; fewer at larger m)")
     parser.add_argument("--skip-stream", action="store_true")
     parser.add_argument("--stream-worker", choices=("reduce", "attention"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -275,9 +324,9 @@ def main() -> int:
     jax.config.update("jax_enable_x64", True)  # for the float64 references; the timed float32 paths stay float32
     print(f"bench/attention.py on {jax.devices()} ({os.cpu_count()} cores), jax {jax.__version__}, jaxlib "
           f"{jaxlib.__version__}")
-    exact_attention_bench(args.repeats)
-    ntk_ratio_bench(args.repeats)
-    reduction_bench(max(5, args.repeats // 3))
+    exact_attention_bench(args.runs, args.repeats)
+    ntk_ratio_bench(3 * args.repeats)
+    reduction_bench(args.runs, max(3, args.repeats // 2))
     if not args.skip_stream:
         stream_bench(args.log2_m_stream)
     return 0

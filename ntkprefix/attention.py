@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntkprefix._numerics import matmul
+from ntkprefix._numerics import MATMUL_PRECISION, matmul
 from ntkprefix._validation import (
     as_float_array,
     is_traced,
@@ -43,8 +43,10 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
 ]
 
-#: Prefix rows per streaming step of :func:`prefix_attention`: memory is O(L * chunk) whatever m is.
-DEFAULT_CHUNK_SIZE = 4096
+#: Prefix rows per streaming step of :func:`prefix_attention`: memory is O(L * chunk) whatever m is. Measured on
+#: jax 0.10.2 (2 cores, d = 32, L = 256, m = 2^16 and 2^20): 2048 is at least as fast as 1024 and 4096 at both m (a
+#: chunk's scores, L x 2048 in float32, are 2 MiB); the rounding bound does not depend on it.
+DEFAULT_CHUNK_SIZE = 2048
 
 
 class Projected(NamedTuple):
@@ -232,58 +234,40 @@ def _scaled_queries(Q, dtype):
     return Q.astype(dtype) / jnp.sqrt(jnp.asarray(Q.shape[1], dtype))
 
 
-def _column_max(x: jax.Array) -> jax.Array:
-    """max over axis 0 of x (n, L), as a tree of elementwise maxima of row blocks (exact; the same NaN semantics).
+def _absorb(row_max: jax.Array, row_sum: jax.Array, acc: jax.Array, scores: jax.Array, values: jax.Array):
+    """Fold a block of scores into the running softmax, query-major: scores (L, n) (score of query i with key j at
+    [i, j]; masked entries -inf), values (n, d_v); row_max, row_sum (L,), acc (L, d_v).
 
-    XLA's CPU code for a max-reduction is scalar (about 3 ns per entry here, slower than the exp of the same scores);
-    an elementwise maximum of row blocks is a vectorised loop. The first level folds 4 blocks (its output is large
-    enough for XLA to split it over the cores), the next ones 16; remainder rows are carried on.
+    new_max = max(row_max, max_j s_ij); every weight exp(s_ij - new_max) <= 1; the running sums are rescaled by
+    exp(row_max - new_max) <= 1, the block adds W V (one GEMM, (L, n) (n, d_v)) to acc and the row sums of W to
+    row_sum. Query-major scores make both products plain row-major GEMMs and the max and the sum over keys
+    reductions along the contiguous axis (measured on jax 0.10.2, XLA:CPU with its YNNPACK dots: faster than the
+    key-major layout, whose second product (d_v + 1, n) (n, L) has an odd row count; bench/attention.py [1]).
     """
-    blocks = 4
-    while x.shape[0] > 16:
-        rows = x.shape[0] // blocks
-        split = x[: blocks * rows].reshape((blocks, rows) + x.shape[1:])
-        folded = split[0]
-        for b in range(1, blocks):
-            folded = jnp.maximum(folded, split[b])
-        x = jnp.concatenate([folded, x[blocks * rows :]], axis=0)
-        blocks = 16
-    return jnp.max(x, axis=0)
-
-
-def _absorb(row_max: jax.Array, totals: jax.Array, scores: jax.Array, values: jax.Array):
-    """Fold a block of scores into the running softmax, key-major: scores (n, L) (score of query i with key j at
-    [j, i]; masked entries -inf), values (n, d_v); totals (d_v + 1, L) holds [acc^T; row_sum].
-
-    new_max = max(row_max, max_j s_ji); every weight exp(s_ji - new_max) <= 1; the running totals are rescaled by
-    exp(row_max - new_max) <= 1 and the block adds [V; 1]^T W in ONE matrix product (its last row is the sum of the
-    weights: multiplying by 1 is exact). Key-major scores make both products plain row-major GEMMs (on CPU they go
-    to oneDNN in float32) and the max over keys a fold of rows.
-    """
-    dtype = totals.dtype
-    new_max = jnp.maximum(row_max, _column_max(scores))
+    new_max = jnp.maximum(row_max, jnp.max(scores, axis=1))
     shift = jnp.where(new_max == -jnp.inf, 0, new_max)  # a block of masked rows before any row: weights exp(-inf) = 0
     rescale = jnp.exp(row_max - shift)
-    weights = jnp.exp(scores - shift[None, :])
-    values_one = jnp.concatenate([values.astype(dtype).T, jnp.ones((1, values.shape[0]), dtype)], axis=0)
-    return new_max, totals * rescale[None, :] + matmul(values_one, weights)
+    weights = jnp.exp(scores - shift[:, None])
+    return (new_max, row_sum * rescale + jnp.sum(weights, axis=1),
+            acc * rescale[:, None] + matmul(weights, values.astype(acc.dtype)))
 
 
-def _totals(row_sum, acc):
-    return jnp.concatenate([acc.T, row_sum[None, :]], axis=0)
+def _query_key_scores(queries: jax.Array, keys: jax.Array) -> jax.Array:
+    """queries (L, d) times keys (n, d) transposed: (L, n), contracting the feature axis of both (no transpose)."""
+    return jax.lax.dot_general(queries, keys, (((1,), (1,)), ((), ())), precision=MATMUL_PRECISION)
 
 
 @functools.partial(jax.jit, static_argnames=("chunk_size",))
 def _absorb_rows(row_max, row_sum, acc, Q, K_P, V_P, row_mask, *, chunk_size: int):
     dtype = acc.dtype
     m = K_P.shape[0]
-    queries_T = _scaled_queries(Q, dtype).T  # (d, L)
-    state = (row_max, _totals(row_sum, acc))
+    queries = _scaled_queries(Q, dtype)  # (L, d)
+    state = (row_max, row_sum, acc)
     n_full = m // chunk_size
 
     def scores(K_c, mask_c):
-        s = matmul(K_c.astype(dtype), queries_T)  # key-major (rows, L)
-        return s if mask_c is None else jnp.where(mask_c[:, None], s, -jnp.inf)
+        s = _query_key_scores(queries, K_c.astype(dtype))  # query-major (L, rows)
+        return s if mask_c is None else jnp.where(mask_c[None, :], s, -jnp.inf)
 
     def body(i, state):
         K_c = jax.lax.dynamic_slice_in_dim(K_P, i * chunk_size, chunk_size)
@@ -295,19 +279,18 @@ def _absorb_rows(row_max, row_sum, acc, Q, K_P, V_P, row_mask, *, chunk_size: in
     if m % chunk_size:
         tail = slice(n_full * chunk_size, m)
         state = _absorb(*state, scores(K_P[tail], None if row_mask is None else row_mask[tail]), V_P[tail])
-    row_max, totals = state
-    return row_max, totals[-1], totals[:-1].T
+    return state
 
 
 @functools.partial(jax.jit, static_argnames=("causal",))
 def _finish(row_max, row_sum, acc, Q, K, V, *, causal: bool):
     L = Q.shape[0]
     dtype = acc.dtype
-    scores = matmul(K.astype(dtype), _scaled_queries(Q, dtype).T)  # key-major (L keys, L queries)
+    scores = _query_key_scores(_scaled_queries(Q, dtype), K.astype(dtype))  # query-major (L queries, L keys)
     if causal:
-        scores = jnp.where(_causal_mask(L).T, scores, -jnp.inf)
-    _, totals = _absorb(row_max, _totals(row_sum, acc), scores, V)
-    return (totals[:-1] / totals[-1][None, :]).T
+        scores = jnp.where(_causal_mask(L), scores, -jnp.inf)
+    _, row_sum, acc = _absorb(row_max, row_sum, acc, scores, V)
+    return acc / row_sum[:, None]
 
 
 def _prefix_attention(Q, K, V, K_P, V_P, *, causal: bool, chunk_size: int):
