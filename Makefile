@@ -9,7 +9,9 @@ OUT ?= out
 .PHONY: install reference-env verify verify-quick test test-python test-pythons test-thorough bench figures mutants clean
 
 # The interpreter for Python version $$v: python$$v on PATH, else pyenv's newest $$v.x (empty if neither).
-FIND_PYTHON = command -v python$$v 2>/dev/null || ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1
+# (A candidate must run: pyenv's shim is on PATH for every version but fails for one not selected.)
+FIND_PYTHON = for c in $$(command -v python$$v 2>/dev/null) $$(ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | sort -rV); do \
+	$$c -c '' 2>/dev/null && { echo $$c; break; }; done
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
