@@ -84,7 +84,9 @@ def test_paper_map_names_every_claim_and_only_existing_paths():
     for token, name in set(re.findall(r"`([A-Za-z0-9_./]+\.py)(?:::([A-Za-z0-9_.]+))?`", text)):
         path = ROOT / token if "/" in token else ROOT / "ntkprefix" / token
         assert path.exists(), f"paper_map.md names {token}, which does not exist"
-        if name:
+        if name and path.parts[len(ROOT.parts)] == "reference":  # runs in .venv-nt only: read, not imported
+            assert re.search(rf"^def {re.escape(name)}\(", path.read_text(), re.M), f"paper_map.md names {token}::{name}"
+        elif name:
             module = importlib.import_module(str(path.relative_to(ROOT).with_suffix("")).replace("/", "."))
             assert hasattr(module, name.split(".")[0]), f"paper_map.md names {token}::{name}, which does not exist"
 
