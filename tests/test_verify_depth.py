@@ -47,7 +47,9 @@ def test_quick_run_is_not_a_claim_of_the_paper_and_every_reading_is_met(runs):
     assert every["composed_bound"]["checked"] >= s.min_checked
     assert every["composed_bound"]["not_checked"] > 0  # w = 3 makes some one-layer bounds vacuous: counted apart
     assert every["a_priori_bounds_hold"]["checked"] >= 3 * s.depth
-    assert every["entries_within_bound"]["measured"] == 1.0 and every["instances_attain_bound"]["measured"] == 1.0
+    # max entry / b of an instance scaled to its bound: a division, a product and the ratio, within gamma_3 of 1
+    assert every["entries_within_bound"]["measured"] == 1.0
+    assert abs(every["instances_attain_bound"]["measured"] - 1.0) <= 3 * 2.0**-53 / (1 - 3 * 2.0**-53)
     assert all(c["outcome"] == "met" for c in record["conditions"])
     assert (out / "depth.png").exists() and (out / "depth.json").exists()
 

@@ -69,7 +69,9 @@ def test_quick_paper_column_is_not_testable_and_the_readings_are_named(quick_all
 
 def test_instances_attain_the_entry_bound(quick_all):
     every = items(claim_record(quick_all[2], "thm4_1"))
-    assert every["entries_within_bound"]["measured"] == 1.0 and every["instances_attain_bound"]["measured"] == 1.0
+    # max entry / b of an instance scaled to its bound: a division, a product and the ratio, within gamma_3 of 1
+    assert every["entries_within_bound"]["measured"] == 1.0
+    assert abs(every["instances_attain_bound"]["measured"] - 1.0) <= 3 * 2.0**-53 / (1 - 3 * 2.0**-53)
     assert every["entries_within_bound"]["outcome"] == every["instances_attain_bound"]["outcome"] == "met"
     extreme = sampling.theorem_4_1_extreme_instance(jax.random.PRNGKey(0), d=4, L=8, m=100, entry_bound=0.7)
     for x in extreme:
