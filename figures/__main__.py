@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sweep")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    import jax
+    from verify import jax_setup
 
-    jax.config.update("jax_enable_x64", True)  # float64 for the verification figures; fig3 casts to float32 itself
+    jax_setup.configure()  # float64 for the verification figures (fig3 casts to float32 itself); the PRNG stream
     if args.list:
         for name, what in FIGURES.items():
             print(f"{name:8s} {what}")

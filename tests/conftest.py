@@ -5,7 +5,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
+from verify import jax_setup  # noqa: E402
+
+jax_setup.configure()  # float64 and the PRNG bit stream of the entry points
 
 # CI: derandomized, no deadline (the machine is shared and JIT compiles on first use).
 settings.register_profile(

@@ -25,10 +25,9 @@ def run(claim_id: str, *, quick: bool = False, seed: int = 0, control: str | Non
       control: a negative control's name, or None for the claim itself.
       **overrides: settings fields to replace, typed and validated like ``--set`` (SettingsError otherwise).
     """
-    import jax
+    from verify import jax_setup, registry
 
-    jax.config.update("jax_enable_x64", True)
-    from verify import registry
+    jax_setup.configure()  # float64, and the PRNG bit stream the recorded seeds draw from
 
     return registry.get(claim_id).run(
         registry.RunOptions(quick=quick, seed=seed, control=control, overrides=tuple(overrides.items()))

@@ -190,10 +190,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args) -> int:
-    import jax
+    from verify import jax_setup, registry
 
-    jax.config.update("jax_enable_x64", True)
-    from verify import registry
+    jax_setup.configure()  # float64, and the PRNG bit stream the recorded seeds draw from
     from verify.registry import RunOptions
 
     known = registry.claims()
