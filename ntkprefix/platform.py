@@ -216,18 +216,7 @@ def measure_exp_error(exp=None, dtype=np.float64, *, points: int = FULL_POINTS, 
     exp: a function from a numpy array of ``dtype`` to an array (anything np.asarray accepts); None means
     jax.jit(jnp.exp) on the running platform. Returns the maximum in units of u = eps/2 of ``dtype``.
     """
-    dt = _check_dtype(dtype)
-    if not (isinstance(points, int) and points >= 13):
-        raise ValueError(f"points must be an integer >= 13, got {points!r}")
-    x = _points_exp(dt, points if _reference_kind() == "longdouble" else min(points, 20_000), seed)
-    fn = _jax_function(jnp.exp, dt) if exp is None else exp
-    out = np.asarray(fn(x))
-    if out.shape != x.shape:
-        raise ValueError(f"exp returned shape {out.shape} for input shape {x.shape}")
-    ref = _reference("exp", x)
-    u = float(np.finfo(dt).eps) / 2
-    rel = np.abs(out.astype(ref.dtype) - ref) / ref
-    return float(np.max(rel)) / u
+    return _measure("exp", jnp.exp, _points_exp, exp, dtype, points, seed, scale=lambda ref: ref)
 
 
 def measure_log_error(log=None, dtype=np.float64, *, points: int = FULL_POINTS, seed: int = 0) -> float:
@@ -235,18 +224,22 @@ def measure_log_error(log=None, dtype=np.float64, *, points: int = FULL_POINTS, 
 
     log: a function from a numpy array of ``dtype`` to an array; None means jax.jit(jnp.log) on the running platform.
     """
+    return _measure("log", jnp.log, _points_log, log, dtype, points, seed, scale=lambda ref: np.abs(ref) + 1)
+
+
+def _measure(name: str, jax_fn, points_fn, fn, dtype, points: int, seed: int, *, scale) -> float:
+    """max |fn(x) - f(x)| / (u scale(f(x))) over the arguments points_fn draws, f the reference of ``name``."""
     dt = _check_dtype(dtype)
     if not (isinstance(points, int) and points >= 13):
         raise ValueError(f"points must be an integer >= 13, got {points!r}")
-    z = _points_log(dt, points if _reference_kind() == "longdouble" else min(points, 20_000), seed)
-    fn = _jax_function(jnp.log, dt) if log is None else log
-    out = np.asarray(fn(z))
-    if out.shape != z.shape:
-        raise ValueError(f"log returned shape {out.shape} for input shape {z.shape}")
-    ref = _reference("log", z)
+    x = points_fn(dt, points if _reference_kind() == "longdouble" else min(points, 20_000), seed)
+    fn = _jax_function(jax_fn, dt) if fn is None else fn
+    out = np.asarray(fn(x))
+    if out.shape != x.shape:
+        raise ValueError(f"{name} returned shape {out.shape} for input shape {x.shape}")
+    ref = _reference(name, x)
     u = float(np.finfo(dt).eps) / 2
-    err = np.abs(out.astype(ref.dtype) - ref) / (np.abs(ref) + 1)
-    return float(np.max(err)) / u
+    return float(np.max(np.abs(out.astype(ref.dtype) - ref) / scale(ref))) / u
 
 
 def _jax_function(f, dtype: np.dtype):
