@@ -53,8 +53,9 @@ def _temp_bytes(fn, *args) -> int:
 
 
 def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+    from verify.timing import load_summary
+
+    return load_summary()
 
 
 def _runs(calls, runs: int, repeats: int, warmup: int = 2) -> list[list[float]]:

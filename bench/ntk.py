@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+    from verify.timing import load_summary
+
+    return load_summary()
 
 
 def _reference_python() -> Path:

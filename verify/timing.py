@@ -7,13 +7,14 @@ all the calls of a round alike; medians (not means) keep one slow or one lucky r
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from typing import Callable, Sequence
 
 import jax
 
-__all__ = ["interleaved_samples", "median_times", "seconds_per_call", "calls_for"]
+__all__ = ["interleaved_samples", "median_times", "seconds_per_call", "calls_for", "load_summary"]
 
 
 def _once(fn: Callable, args: Sequence) -> float:
@@ -53,3 +54,9 @@ def calls_for(fn: Callable, args: Sequence, *, target_seconds: float, max_calls:
     call of tens of microseconds would otherwise be dominated by the timer's and the scheduler's jitter."""
     once = seconds_per_call(fn, args, 1)
     return int(min(max_calls, max(1, math.ceil(target_seconds / max(once, 1e-9)))))
+
+
+def load_summary() -> str:
+    """The host's load average (1 and 5 min) and core count, printed beside every benchmark ratio."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
