@@ -26,7 +26,6 @@ from typing import Any, Callable
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.experimental.shard_map import shard_map
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = ["SeedBatch", "device_summary"]
@@ -43,8 +42,8 @@ def _mapped(mesh: Mesh, fn: Callable, static: tuple):
     def local(batched_local, shared_args):
         return jax.lax.map(lambda item: one(*item, *shared_args), batched_local)
 
-    return jax.jit(shard_map(local, mesh=mesh, in_specs=(PartitionSpec(AXIS), PartitionSpec()),
-                             out_specs=PartitionSpec(AXIS), check_rep=False))
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(AXIS), PartitionSpec()),
+                                 out_specs=PartitionSpec(AXIS), check_vma=False))
 
 
 def device_summary() -> str:
