@@ -80,8 +80,9 @@ def test_the_paper_conclusion_is_every_runs_slope_against_compute(records):
     for key in sorted({(r["m"], r["seed"]) for r in rows}):
         at = sorted((r for r in rows if (r["m"], r["seed"]) == key), key=lambda r: r["compute"])
         assert [r["compute"] for r in at] == levels  # every level, not only where the slowest mode dominates
-        fit = stats.linregress([r["compute"] for r in at], [r["log_loss_ratio"] for r in at])
-        half = stats.t.ppf(0.975, len(at) - 2) * fit.stderr
+        # from the run's start, C = 0, where log(L/L0) = 0
+        fit = stats.linregress([0] + [r["compute"] for r in at], [0] + [r["log_loss_ratio"] for r in at])
+        half = stats.t.ppf(0.975, len(at) - 1) * fit.stderr
         slopes.append(fit.slope)
         lows.append(fit.slope - half)
         highs.append(fit.slope + half)
