@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from ntkprefix import model, sampling, training
 from verify.checks import prop3_3, thm3_2
@@ -80,15 +81,25 @@ def test_first_step_below_eps_counts_steps_from_the_offset_within_the_budget():
 
 
 def test_per_run_compute_slopes_by_hand():
-    # run 0: log(L/L0) = -3e-3 C exactly; run 1: a non-finite level (its loss did not fall); run 2: two levels only
+    # run 0: log(L/L0) = -3e-3 C + a known wobble, fitted with its start (C = 0, log(L/L0) = 0); run 1: a non-finite
+    # level (its loss did not fall); run 2: two levels only
     C = [100.0, 200.0, 400.0, 800.0]
-    rows = ([{"m": 8, "seed": 0, "compute": c, "log_loss_ratio": -3e-3 * c} for c in C]
+    wobble = [0.01, -0.02, 0.015, -0.005]
+    rows = ([{"m": 8, "seed": 0, "compute": c, "log_loss_ratio": -3e-3 * c + w} for c, w in zip(C, wobble)]
             + [{"m": 16, "seed": 0, "compute": c, "log_loss_ratio": v} for c, v in zip(C, [-0.1, -0.2, math.nan, -0.5])]
             + [{"m": 32, "seed": 0, "compute": c, "log_loss_ratio": -c} for c in C[:2]])
     run_id = np.array([0] * 4 + [1] * 4 + [2] * 2)
     slopes = prop3_3._compute_slopes(rows, run_id)
-    assert slopes[0]["slope"] == pytest.approx(-3e-3, rel=1e-12) and slopes[0]["levels"] == 4
-    low, high = slopes[0]["ci95"]
-    assert low == pytest.approx(-3e-3, rel=1e-9) and high == pytest.approx(-3e-3, rel=1e-9)
+    # by hand: least squares through the 5 points (the start and 4 levels), the textbook standard error, t with 3
+    # degrees of freedom (1 - r^2 is about 1e-4 here, so the rounding of scipy's route is far below 1e-9)
+    x = np.array([0.0] + C)
+    y = np.array([0.0] + [-3e-3 * c + w for c, w in zip(C, wobble)])
+    (slope, intercept), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)
+    residuals = y - slope * x - intercept
+    stderr = math.sqrt(residuals @ residuals / 3 / np.sum((x - x.mean()) ** 2))
+    half = stats.t.ppf(0.975, 3) * stderr
+    assert slopes[0]["slope"] == pytest.approx(slope, rel=1e-9) and slopes[0]["levels"] == 4
+    assert slopes[0]["ci95"] == pytest.approx([slope - half, slope + half], rel=1e-9)
+    assert slopes[0]["ci95"][1] < 0  # the wobble does not hide the fall
     assert slopes[1]["slope"] == math.inf
     assert "slope" not in slopes[2]  # two levels: no t-interval can be formed

@@ -240,7 +240,7 @@ def _compute_slopes(rows: list[dict], run_id: np.ndarray) -> dict:
         entry = {"m": at[0]["m"], "seed": at[0]["seed"], "levels": len(at)}
         if not np.all(np.isfinite(y)):
             entry.update({"slope": math.inf, "ci95": [math.inf, math.inf]})
-        elif len(np.unique(C)) >= 3:
+        elif len(np.unique(C[1:])) >= 3:  # three compute levels besides the start, as the prediction requires
             fit = stats.linregress(C, y)
             half = float(stats.t.ppf(0.975, len(C) - 2) * fit.stderr)
             entry.update({"slope": float(fit.slope), "ci95": [float(fit.slope - half), float(fit.slope + half)]})
