@@ -37,6 +37,7 @@ The ELU+1 path is [code] and NOT covered by Theorem 4.1.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -108,44 +109,55 @@ def _training_data(s: Settings, W, K_P, V_P, k_train):
     return X_train, _targets(W, K_P, V_P, X_train.reshape(-1, s.L, s.d)).reshape(X_train.shape)
 
 
+def _effective(params, m, abs_kind: str):
+    """(Z, k) = (m Z~, m abs(k~)) from the trained parameters (Z~, k~); abs_kind "torch" (derivative 0 at 0) or
+    "jax" (derivative 1 at 0)."""
+    absolute = abs_torch if abs_kind == "torch" else jnp.abs
+    return m * params["Z"], m * absolute(params["k"])
+
+
+def _learned_predict(params, X, W, m, abs_kind: str):
+    """The learned model's output for inputs X (B, L, d): a function of its parameters, the frozen W and the input
+    only; the prefix is not an argument."""
+    phi = nk.elu_feature_map(W.shape[-1])
+    Z, k = _effective(params, m, abs_kind)
+    return jax.vmap(lambda x: nk.ntk_attention(x @ W[0], x @ W[1], x @ W[2], Z, k, phi))(X)
+
+
+@functools.partial(jax.jit, static_argnames=("abs_kind", "learning_rate"))
+def _train(params, W, X_train, T_train, m, *, abs_kind: str, learning_rate: float):
+    """Adam on (Z~, k~) over the batches of (X_train, T_train): (trained parameters, loss per step). Module level
+    with every array an argument, so that one compilation serves every m and weight scale of a shape."""
+    optimizer = optax.adam(learning_rate)
+
+    def loss(params, X, T):
+        return jnp.mean((_learned_predict(params, X, W, m, abs_kind) - T) ** 2)
+
+    def step(carry, batch):
+        params, state = carry
+        value, grads = jax.value_and_grad(loss)(params, *batch)
+        updates, state = optimizer.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), value
+
+    (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), (X_train, T_train))
+    return params, losses
+
+
 def _learned_errors(s: Settings, W, K_P, V_P, k_train, X_test, T_test, m: int, variant: str = "learned_elu",
                     train_data=None) -> dict:
     """Adam on (Z~, k~) with Z = m Z~, k = m abs(k~); held-out error, and what (Z, k) converged to against the
     closed-form sums Z* = phi(K_P)^T V_P, k* = phi(K_P)^T 1 of the same ELU+1 map."""
     phi = nk.elu_feature_map(s.d)
     options = LEARNED_VARIANTS[variant]
-    absolute = abs_torch if options["abs"] == "torch" else jnp.abs
-
-    def effective(params):
-        return m * params["Z"], m * absolute(params["k"])
-
-    def predict(params, X):
-        Z, k = effective(params)
-        return jax.vmap(lambda x: nk.ntk_attention(x @ W[0], x @ W[1], x @ W[2], Z, k, phi))(X)
-
-    def loss(params, X, T):
-        return jnp.mean((predict(params, X) - T) ** 2)
-
-    optimizer = optax.adam(s.learning_rate)
     k0 = 1.0 / phi.r if options["k_init"] == "1/r" else 0.0
     params = {"Z": jnp.zeros((phi.r, s.d), jnp.float32), "k": jnp.full((phi.r,), k0, jnp.float32)}
     X_train, T_train = train_data if train_data is not None else _training_data(s, W, K_P, V_P, k_train)
-
-    @jax.jit
-    def train(params):
-        def step(carry, batch):
-            params, state = carry
-            value, grads = jax.value_and_grad(loss)(params, *batch)
-            updates, state = optimizer.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), value
-
-        (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), (X_train, T_train))
-        return params, losses
-
+    m_scale = jnp.float32(m)
     initial_k = params["k"]
-    params, losses = train(params)
-    T = predict(params, X_test)
-    Z, k = effective(params)
+    params, losses = _train(params, W, X_train, T_train, m_scale, abs_kind=options["abs"],
+                            learning_rate=s.learning_rate)
+    T = _learned_predict(params, X_test, W, m_scale, options["abs"])
+    Z, k = _effective(params, m_scale, options["abs"])
     Z_star, k_star = nk.reduce_prefix(jnp.asarray(K_P, jnp.float64), jnp.asarray(V_P, jnp.float64), phi)
     return {
         "max_abs_error": float(jnp.max(jnp.abs(T - T_test))),

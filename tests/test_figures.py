@@ -36,7 +36,11 @@ def test_sec4_4_quick_is_finite_and_keeps_the_prefix_out_of_the_model(tmp_path):
         for method in ("learned_elu", "taylor", "no_prefix"):
             assert math.isfinite(row[method]["relative_error"]), (row["m"], method)
         assert row["learned_elu"]["finite"]
-    # The learned model's prediction is a function of the parameters and the input only.
-    source = inspect.getsource(sec4_4._learned_errors)
-    assert "def predict(params, X):" in source and "K_P" not in source.split("def predict(params, X):")[1].split("def loss")[0]
+    # The learned model's prediction is a function of the parameters, the frozen weights and the input only: the
+    # prefix is neither an argument nor read inside, and training reaches it only through the targets.
+    assert list(inspect.signature(sec4_4._learned_predict).parameters) == ["params", "X", "W", "m", "abs_kind"]
+    assert list(inspect.signature(sec4_4._train).parameters)[:5] == ["params", "W", "X_train", "T_train", "m"]
+    for fn in (sec4_4._learned_predict, sec4_4._train, sec4_4._effective):
+        body = inspect.getsource(fn)
+        assert "K_P" not in body and "V_P" not in body and "prefix_attention" not in body, fn.__name__
     assert (tmp_path / "sec4_4.png").exists() and (tmp_path / "sec4_4.pdf").exists()
