@@ -80,26 +80,37 @@ def test_first_step_below_eps_counts_steps_from_the_offset_within_the_budget():
     assert thm3_2._first_step_below(squared, 1e-9, budget=100) is None
 
 
+RISE = [-20.0, -19.88, -19.72, -19.29]  # a drop to -20 at once, then a rise with compute
+
+
 def test_per_run_compute_slopes_by_hand():
-    # run 0: log(L/L0) = -3e-3 C + a known wobble, fitted with its start (C = 0, log(L/L0) = 0); run 1: a non-finite
-    # level (its loss did not fall); run 2: two levels only
+    # run 0: log(L/L0) = -3e-3 C + a known wobble; run 1: a non-finite level (its loss did not fall); run 2: two
+    # levels only; run 3: a drop at once, then a rise at every level (its slope from the start is negative: over the
+    # levels alone is where it is caught)
     C = [100.0, 200.0, 400.0, 800.0]
     wobble = [0.01, -0.02, 0.015, -0.005]
     rows = ([{"m": 8, "seed": 0, "compute": c, "log_loss_ratio": -3e-3 * c + w} for c, w in zip(C, wobble)]
             + [{"m": 16, "seed": 0, "compute": c, "log_loss_ratio": v} for c, v in zip(C, [-0.1, -0.2, math.nan, -0.5])]
-            + [{"m": 32, "seed": 0, "compute": c, "log_loss_ratio": -c} for c in C[:2]])
-    run_id = np.array([0] * 4 + [1] * 4 + [2] * 2)
+            + [{"m": 32, "seed": 0, "compute": c, "log_loss_ratio": -c} for c in C[:2]]
+            + [{"m": 64, "seed": 0, "compute": c, "log_loss_ratio": v} for c, v in zip(C, RISE)])
+    run_id = np.array([0] * 4 + [1] * 4 + [2] * 2 + [3] * 4)
     slopes = prop3_3._compute_slopes(rows, run_id)
-    # by hand: least squares through the 5 points (the start and 4 levels), the textbook standard error, t with 3
-    # degrees of freedom (1 - r^2 is about 1e-4 here, so the rounding of scipy's route is far below 1e-9)
-    x = np.array([0.0] + C)
-    y = np.array([0.0] + [-3e-3 * c + w for c, w in zip(C, wobble)])
-    (slope, intercept), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)
-    residuals = y - slope * x - intercept
-    stderr = math.sqrt(residuals @ residuals / 3 / np.sum((x - x.mean()) ** 2))
-    half = stats.t.ppf(0.975, 3) * stderr
-    assert slopes[0]["slope"] == pytest.approx(slope, rel=1e-9) and slopes[0]["levels"] == 4
-    assert slopes[0]["ci95"] == pytest.approx([slope - half, slope + half], rel=1e-9)
+
+    def by_hand(x, y):
+        # least squares, the textbook standard error, t with len(x) - 2 degrees of freedom
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        (slope, intercept), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)
+        residuals = y - slope * x - intercept
+        half = stats.t.ppf(0.975, len(x) - 2) * math.sqrt(residuals @ residuals / (len(x) - 2) / np.sum((x - x.mean()) ** 2))
+        return slope, [slope - half, slope + half]
+
+    for run, values in ((0, [-3e-3 * c + w for c, w in zip(C, wobble)]), (3, RISE)):
+        over = by_hand(C, values)
+        start = by_hand([0.0] + C, [0.0] + values)
+        assert slopes[run]["slope"] == pytest.approx(max(over[0], start[0]), rel=1e-9) and slopes[run]["levels"] == 4
+        assert slopes[run]["ci95"] == pytest.approx([max(over[1][0], start[1][0]), max(over[1][1], start[1][1])],
+                                                    rel=1e-9)
     assert slopes[0]["ci95"][1] < 0  # the wobble does not hide the fall
+    assert slopes[3]["fits"]["from_start"]["slope"] < 0 < slopes[3]["fits"]["over_levels"]["ci95"][0] == slopes[3]["ci95"][0]
     assert slopes[1]["slope"] == math.inf
     assert "slope" not in slopes[2]  # two levels: no t-interval can be formed
