@@ -86,8 +86,13 @@ def box_ascent(objective: Callable[[dict], jax.Array], starts: list[Start], *, b
     def moved(params, grads, a):
         return jax.tree_util.tree_map(lambda x, g: jnp.clip(x + a * bound * jnp.sign(g), -bound, bound), params, grads)
 
-    def ascend(params, current, grads):
-        a, kept = first_step, 0
+    records, best = [], (-np.inf, None, None)
+    for start in starts:
+        if not within_box(start.params, bound * (1 + 1e-12)):
+            raise ValueError(f"start {start.label!r} leaves the box |x| <= {bound}")
+        params = {k: jnp.asarray(v) for k, v in start.params.items()}
+        current, grads = value_and_grad(params)
+        initial, a, kept = float(current), first_step, 0
         for _ in range(steps):
             if a < min_step:
                 break
@@ -97,16 +102,6 @@ def box_ascent(objective: Callable[[dict], jax.Array], starts: list[Start], *, b
                 current, grads = value_and_grad(params)
             else:
                 a /= 2
-        return params, current, kept
-
-    records, best = [], (-np.inf, None, None)
-    for start in starts:
-        if not within_box(start.params, bound * (1 + 1e-12)):
-            raise ValueError(f"start {start.label!r} leaves the box |x| <= {bound}")
-        params = {k: jnp.asarray(v) for k, v in start.params.items()}
-        current, grads = value_and_grad(params)
-        initial = float(current)
-        params, current, kept = ascend(params, current, grads)
         after_ascent = float(current)
         records.append({"label": start.label, "initial": initial, "final": after_ascent, "steps_kept": kept})
         if after_ascent > best[0]:
