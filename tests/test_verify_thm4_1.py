@@ -145,3 +145,26 @@ def test_schedule_is_fixed_by_the_conditions_alone():
 def test_same_seed_same_numbers_other_seed_other_numbers():
     assert_reproducible("thm4_1", (7, 8), max_log2_m=6, extreme_max_log2_m=6, d_log_m_max_log2_m=6,
                         b_growing_max_log2_m=4, random_seeds=1, extreme_seeds=1, grid_degrees=(1, 3), min_checked=1)
+
+
+def test_the_searched_family_is_measured_like_the_others_and_says_what_each_start_reached(quick_all):
+    # Issue 17: the worst case is searched, not assumed. Every searched point lies in the box, is checked against the
+    # same bound as every other point, and records the ratio each kind of start reached before and after the ascent.
+    _, _, results = quick_all
+    record = claim_record(results, "thm4_1")
+    rows = [r for r in record["measurements"] if r.get("family") == thm4_1.SEARCHED]
+    s = thm4_1.settings(True)
+    assert sorted({r["m"] for r in rows}) == [2**i for i in s.search_log2_ms]
+    for r in rows:
+        assert max(r["Q"], r["K_C"], r["V_C"]) <= r["declared_bound"] * (1 + 1e-12)
+        assert r["eps"] < 1 and r["error"] <= r["bound"]
+        assert set(r["search"]) == {"constructed", "uniform", "corner"}
+        for v in r["search"].values():
+            assert v["ascent"] >= v["start"]  # the ascent never loses ground
+    found = record["findings"]["worst_error_over_bound_by_family"]
+    assert set(found) == {"random", "extreme", thm4_1.SEARCHED}
+    # the search starts from the constructed instance, so it reaches at least what the constructed start gave, up to
+    # the difference between the objective's bound (rounding term of the whole box) and the exact one
+    points = record["findings"]["search"]["points"]
+    assert points and all(p["error_over_bound"] > 0.1 for p in points.values())
+    assert found[thm4_1.SEARCHED] > 0.2
