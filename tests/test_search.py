@@ -84,3 +84,22 @@ def test_the_search_reaches_the_worst_case_of_the_scores(L, d, m, g, b):
     assert search.within_box(record.best_params, b)
     corners, _ = search.corner_maximum(error, shapes, b)
     assert corners <= reference * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("S, g", [(0.0, 3), (1e-3, 6), (0.5, 8), (2.0, 6), (2.0, 12), (3.0, 2), (32.0, 6), (90.0, 9)])
+def test_the_differentiable_remainder_is_the_library_s(S, g):
+    # verify.search.taylor_relative_error (the search objective's bound) against ntkprefix.bounds (the verdicts'):
+    # both sum the same positive series, in different orders: agreement within 1e-13 relative, the library's own
+    # stated accuracy; and its derivative against a central difference
+    from ntkprefix import bounds
+
+    value = float(search.taylor_relative_error(jnp.float64(S), g, max(S, 2.0)))
+    assert value == pytest.approx(bounds.taylor_relative_error(S, g), rel=1e-13, abs=0)
+    if S > 0:
+        h = 1e-6 * S
+        slope = float(jax.grad(lambda t: search.taylor_relative_error(t, g, max(S, 2.0)))(jnp.float64(S)))
+        central = (bounds.taylor_relative_error(S + h, g) - bounds.taylor_relative_error(S - h, g)) / (2 * h)
+        assert slope == pytest.approx(central, rel=1e-6)
+    for S_max in (-1.0, 701.0):
+        with pytest.raises(ValueError, match="direct sum"):
+            search.taylor_relative_error(jnp.float64(S), g, S_max)

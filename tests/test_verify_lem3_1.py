@@ -153,3 +153,30 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
 
     result = verify.run("lem3_1", seed=3, **small)
     assert all(math.isfinite(r["sup"]) for r in result.measurements if r["part"] == "sup")
+
+
+def test_what_each_part_of_the_search_adds_is_counted_by_hand():
+    # Issue 17: per instance the stages are cumulative (the best so far over every R), over the final K
+    def row(m, R, random, aligned, signs, gradient, sup, starts, best_start):
+        return {"m": m, "seed": 0, "R": R, "random_over_R": random, "data_aligned_over_R": aligned,
+                "signs_chosen_over_R": signs, "gradient_over_R": gradient, "sup_over_R": sup,
+                "ascent_starts": starts, "gradient_start": best_start}
+
+    starts_a = {"signs_chosen": 2.0, "random 0": 2.5, "random 1": 1.0}
+    starts_b = {"signs_chosen": 4.0, "random 0": 3.0}
+    rows = [row(64, 1e-3, 1.0, 2.0, 3.0, 8.0, 8.0, starts_a, "random 0"),
+            row(64, 2e-3, 0.5, 4.0, 2.0, 7.0, 10.0, starts_a, "random 0"),  # the projected ascent sets K = 10
+            row(256, 1e-3, 5.0, 1.0, 1.0, 4.0, 5.0, starts_b, "signs_chosen")]  # the random field alone is K = 5
+    parts = lem3_1._search_parts(rows)
+    assert parts["instances"] == 2
+    by_stage = parts["K_over_final_by_stage"]
+    assert by_stage["random field"] == {"median": (0.1 + 1.0) / 2, "min": 0.1}
+    assert by_stage["+ data-aligned fields"]["min"] == 0.4
+    assert by_stage["+ first-order ascent (with restarts)"] == {"median": (0.8 + 1.0) / 2, "min": 0.8}
+    assert by_stage["+ projected gradient ascent"] == {"median": 1.0, "min": 1.0}
+    assert parts["instances_whose_final_K_the_stage_set"] == {
+        "random field": 1, "+ data-aligned fields": 0, "+ signs chosen": 0,
+        "+ first-order ascent (with restarts)": 0, "+ projected gradient ascent": 1}
+    assert parts["restarts"] == {"K1_gain_over_signs_chosen_start_median": (0.25 + 0.0) / 2,
+                                 "K1_gain_over_signs_chosen_start_max": 0.25,
+                                 "instances_where_a_random_restart_was_best": 1}

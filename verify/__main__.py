@@ -1,4 +1,5 @@
-"""python -m verify CLAIM [CLAIM ...] [options];  python -m verify --all [--controls];  python -m verify --list.
+"""python -m verify CLAIM [CLAIM ...] [options];  python -m verify --all [--controls];  python -m verify --list;
+python -m verify replay FILE (re-evaluate a witness written by a run, by an independent route: verify.witness).
 
 Every run gives two verdicts per claim, never merged (verify.verdict): the paper's statement (confirmed; consistent,
 not refuted up to a range; contradicted; hypotheses not met; not testable here; not a claim of the paper) and the
@@ -141,6 +142,12 @@ def _run_one(claim, options, out: Path):
     result = claim.run(options)
     if result.paper_verdict is not PaperVerdict.INSTRUMENT_ERROR:
         result.figures = [str(p) for p in claim.plot(result, out)]
+    if result.witness_data is not None:
+        from verify import witness
+
+        path = witness.save(result.witness_data, out / f"{claim.id}.witness.npz",
+                            witness.provenance(result.seed, result.mode, result.settings, result.versions))
+        result.witness["file"] = str(path)
     return result
 
 
@@ -168,6 +175,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["replay"]:  # python -m verify replay FILE: re-evaluate a witness (verify.witness)
+        from verify import witness
+
+        return witness.main(argv[1:])
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)

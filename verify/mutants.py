@@ -55,6 +55,18 @@ FAULTS = (
           "factor = np.array([float(1 / decimal.Decimal(math.factorial(a)).sqrt()) for a in range(g + 1)])",
           "factor = np.array([float(1 / decimal.Decimal(math.factorial(a))) for a in range(g + 1)])",
           "Taylor features weighted 1/alpha! instead of 1/sqrt(alpha!)", ("tests/test_features.py",)),
+    Fault("taylor_weights_same_parity_swapped", "ntkprefix/features.py",
+          "    weights = np.prod(factor[alphas], axis=1)\n",
+          "    weights = np.prod(factor[alphas], axis=1)\n"
+          "    if d >= 4 and g >= 5:\n"
+          "        pick = lambda head: np.flatnonzero((alphas[:, :4] == head).all(axis=1) & (alphas.sum(axis=1) == g))[0]\n"
+          "        top, pair = pick([g - 3, 1, 1, 1]), pick([g - 5, 3, 1, 1])\n"
+          "        weights[[top, pair]] = weights[[pair, top]]\n",
+          "the weights of two degree-g monomials of one parity pattern exchanged (x1^(g-3) x2 x3 x4 and "
+          "x1^(g-5) x2^3 x3 x4, a mis-ordered coefficient table): at every corner of the box q^alpha k^alpha depends "
+          "only on the parity of alpha, so no +-b instance sees it (a narrow fault: of thm4_1's instance families only the "
+          "searched one finds it; the kernel identity test at d = 4, g = 8 and 9 does too)",
+          ("tests/test_features.py",)),
     Fault("taylor_temperature", "ntkprefix/features.py", "    y = xT / d**0.25\n    if d <= g:",
           "    y = xT / d**0.5\n    if d <= g:", "Taylor features scaled by d^(-1/2) instead of d^(-1/4)",
           ("tests/test_features.py",)),

@@ -129,6 +129,8 @@ class Claim:
             seed=options.seed, mode="quick" if options.quick else "full",
             control=options.control, control_outcome=outcome,
             wall_time_s=time.perf_counter() - started,
+            witness=evaluation.witness.record() if evaluation.witness is not None and options.control is None else None,
+            witness_data=evaluation.witness if options.control is None else None,
         )
 
 

@@ -40,6 +40,7 @@ def record(result: Result) -> dict:
         "predictions": result.predictions,
         "findings": result.findings,
         "side_reports": result.side_reports,
+        "witness": result.witness,
         "control": result.control,
         "control_outcome": result.control_outcome,
         "seed": result.seed,
@@ -136,6 +137,11 @@ def write_report(results: list[Result], out_dir: Path, *, controls: list[Result]
         for side in r["side_reports"]:
             detail = ", ".join(f"{k} {format_number(v)}" for k, v in side.items() if k not in ("name", "verdict", "reason"))
             parts += [f"Beside the claim: {side['name']}: *{side['verdict']}* ({side['reason']}); {detail}", ""]
+        if r.get("witness"):
+            w = r["witness"]
+            parts += [f"**Witness** (`{Path(w['file']).name}`; replay: `python -m verify replay {Path(w['file']).name}`): "
+                      f"{w['why']}; measured {format_number(w['stored']['measured'])} against the bound "
+                      f"{format_number(w['stored']['bound'])} (ratio {format_number(w['stored']['ratio'])})", ""]
         for figure in r["figures"]:
             if figure.endswith(".png"):
                 parts += [f"![{r['id']}]({Path(figure).name})", ""]

@@ -104,6 +104,9 @@ class Result:
       control: the negative control's name (None for the claim itself); control_outcome: what it must break, its
         kind, and whether the measured symptom was there (``detected``).
       seed, mode, versions, wall_time_s, figures: provenance.
+      witness: the instance that decided the verdict, as the JSON keeps it (what, why, the stored numbers, the
+        file ``<claim>.witness.npz`` written beside the figures); witness_data: the verify.witness.Witness with its
+        arrays (not in the JSON; None for a control run or a check without one).
     """
 
     claim: str
@@ -132,6 +135,8 @@ class Result:
     versions: dict = dataclasses.field(default_factory=package_versions)
     wall_time_s: float = 0.0
     figures: list[str] = dataclasses.field(default_factory=list)
+    witness: dict | None = None  # what the JSON keeps of the witness (verify.witness.Witness.record) and its file
+    witness_data: Any = dataclasses.field(default=None, repr=False, compare=False)  # the Witness itself; not in JSON
 
     def item(self, name: str) -> dict:
         """The condition or prediction record with this name; KeyError otherwise."""
@@ -151,7 +156,9 @@ class Result:
         return "; ".join(f"{r['name']} {r['outcome']}" for r in self.readings) or "none"
 
     def to_dict(self) -> dict:
-        return to_jsonable(dataclasses.asdict(self))
+        data = dataclasses.asdict(dataclasses.replace(self, witness_data=None))
+        del data["witness_data"]  # the arrays live in the witness file, not in the JSON
+        return to_jsonable(data)
 
     def write_json(self, path: Path) -> None:
         path = Path(path)

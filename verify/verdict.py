@@ -439,6 +439,7 @@ class Evaluation:
     side_reports: list[dict] = dataclasses.field(default_factory=list)
     asymptotic: list[Asymptotic] = dataclasses.field(default_factory=list)
     tested_range: str = ""
+    witness: Any = None  # a verify.witness.Witness: the instance that decided the verdict (None: the check has none)
 
     @classmethod
     def instrument_error(cls, calibrations: list[Calibration]) -> "Evaluation":

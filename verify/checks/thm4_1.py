@@ -22,6 +22,20 @@ Instances (every entry bounded by the declared bound and attaining it):
   V_C is exactly b at the largest m (ntkprefix.sampling.unit_prefix_instance);
 * extreme: every entry +-b, arranged so that the Taylor kernel error is about a quarter of the derived kernel bound
   (ntkprefix.sampling.theorem_4_1_extreme_instance): the worst case of a "for every input" statement.
+* searched (issue 17): at m = 2^search_log2_ms (fixed d) and the non-vacuous degrees, error / bound maximised over
+  Q, K, V, K_P, V_P in the box by verify.search.box_ascent (float64, through the library's reduction and both
+  attentions; the objective's bound is the kernel term on the instance's own score range plus the box's rounding
+  term) from the constructed instance and search_starts random starts (uniform, corners). The best point is
+  measured like every other, against the exact bound, and enters rigorous_bound. Measured (quick, seed 0): the
+  searched worst reaches 0.17 to 0.28 of the bound (m = 16 and 256), the constructed family 0.03 (m = 16) to 0.25
+  (its worst over every m), the random family 0.03; a derivation in score space (one query, values at +-b by the
+  sign of each weight error) gives a supremum near eps/2 max|V_C| against the bound's 2 eps/(1 - eps) max|V_C|: no
+  input reaches the bound within a factor of about 4. findings: worst_error_over_bound_by_family,
+  points_exceeding_bound_by_family, search (per point, what each kind of start reached before and after the ascent).
+  The search is tested like a check: the planted fault taylor_weights_same_parity_swapped (verify/mutants.py: two
+  degree-g weights of one parity pattern exchanged, invisible at every corner of the box) leaves the calibrations,
+  the random and the constructed families within the bound and is found by the search only (error / bound 112 at
+  m = 16, g = 8, quick); tests/test_verify_thm4_1.py runs it.
 Three sweeps: d = 4 fixed and b constant, m = 2^0 .. 2^M (every seed; the extreme seeds, whose error is tight
 against C m^-c, on to 2^extreme_max_log2_m, 2^24 in full mode); d = ceil(log2(m) / k) growing like log m (k = 4,
 so that it reaches d = 4 at m = 2^16), b constant; and d = 4 with the entry bound GROWING as
@@ -87,7 +101,8 @@ from ntkprefix import attention as nk_attention
 from ntkprefix import bounds, features, reduction, sampling
 from ntkprefix._numerics import matmul
 from ntkprefix.attention import ntk_attention
-from verify import instruments, plotting
+from verify import instruments, plotting, search
+from verify.witness import Witness
 from verify.sharding import SeedBatch
 from verify.fitting import half_ranges, loglog_slope
 from verify.registry import Claim, Control, RunOptions
@@ -122,6 +137,7 @@ CONTROLS = {
 }
 SWEEPS = ("fixed_d", "d_log_m", "b_growing")
 FAMILIES = ("random", "extreme")
+SEARCHED = "searched"  # a family of its own: the worst instances a search found (fixed-d sweep only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +172,15 @@ class Settings:
     entry_growth: float = knob(0.0, "entries b m^growth with the schedule still for b; > 0 is the large_entries control")
     entry_excess: float = knob(1.0, "entries excess x b with the schedule still for b; > 1 is entries_slightly_large")
     abs_k: bool = knob(False, "apply the authors' abs(k) (the abs_k planted fault)")
+    search_log2_ms: tuple[int, ...] = knob((4, 8, 10), "the searched family: m = 2^these on the fixed-d sweep (each an "
+                                           "ascent through both attentions; cost grows with m times the starts)")
+    search_starts: int = knob(8, "random starts per searched point, half uniform in the box, half random corners "
+                                 "(beside the constructed instance); tests/test_search.py: 32 starts reach the "
+                                 "score-space worst case of small cases, 12 reached 0.85 of it on one")
+    search_steps: int = knob(40, "ascent iterations per start (each a candidate step, kept if it raises the ratio)")
+    search_every_degree: bool = knob(True, "search at every non-vacuous grid degree and the schedule's; False: at the "
+                                           "schedule's and the lowest non-vacuous grid degree only (quick mode: each "
+                                           "degree is one more compilation of the ascent)")
 
     def __post_init__(self):
         if self.d < 1 or self.L < 1 or min(self.max_log2_m, self.d_log_m_max_log2_m, self.b_growing_max_log2_m) < 2:
@@ -199,7 +224,7 @@ class Settings:
 def settings(quick: bool) -> Settings:
     if quick:
         return Settings(max_log2_m=14, extreme_max_log2_m=14, d_log_m_max_log2_m=12, b_growing_max_log2_m=10,
-                        min_checked=40)
+                        min_checked=40, search_log2_ms=(4, 8), search_every_degree=False)
     return Settings()
 
 
@@ -348,7 +373,15 @@ def _measure_prefix(s: Settings, sweep: str, family: str, keys: list, d: int, ms
     return rows
 
 
-def _measure(s: Settings, key) -> list[dict]:
+def _block_key(key, sweep: str, family: str, seed: int, d: int):
+    """The key of one seed's stream in one block (sweep, family, d)."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, SWEEPS.index(sweep)),
+                                                 FAMILIES.index(family) * 1000 + seed), d)
+
+
+def _measure(s: Settings, key, instances: dict | None = None) -> list[dict]:
+    """Every point of the three sweeps and the searched family; ``instances`` (if given) receives the searched
+    instances by (m, g)."""
     rows = []
     for sweep in SWEEPS:
         families = (("extreme", s.extreme_seeds),) if sweep == "b_growing" else (
@@ -358,10 +391,81 @@ def _measure(s: Settings, key) -> list[dict]:
             for m in s.ms(sweep, family):  # the d-sweep is one growing prefix per value of d
                 blocks.setdefault(s.d_at(sweep, m), []).append(m)
             for d, block in blocks.items():
-                keys = [jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, SWEEPS.index(sweep)),
-                                                              FAMILIES.index(family) * 1000 + seed), d)
-                        for seed in range(n_seeds)]
+                keys = [_block_key(key, sweep, family, seed, d) for seed in range(n_seeds)]
                 rows += _measure_block(s, sweep, family, keys, d, block)
+    return rows + _measure_searched(s, jax.random.fold_in(key, 7919), instances)
+
+
+def _searched_degrees(s: Settings, m: int, b: float) -> list[int]:
+    """The degrees searched at m: the schedule's and the grid's, where the kernel bound on S_b is not vacuous."""
+    S_b = b**2 * math.sqrt(s.d)
+    grid = sorted(g for g in s.grid_degrees if bounds.taylor_relative_error(S_b, g) < 1)
+    return sorted({*(grid if s.search_every_degree else grid[:1]), s.scheduled_degree(m, s.d)})
+
+
+def _measure_searched(s: Settings, key, instances: dict | None = None) -> list[dict]:
+    """The searched family: at each m of search_log2_ms (fixed d) and each non-vacuous degree, the error
+    max |NTK-Attention - prefix attention| is maximised over Q, K, V, K_P, V_P with every entry in [-b, b]
+    (verify.search.box_ascent, float64, through the library's own reduction and both attentions) from the
+    constructed (extreme) instance and search_starts random starts; the best instance is measured like every other
+    point, against the same bound on its realised ranges. What each kind of start reached is kept (findings)."""
+    rows = []
+    for log2_m in s.search_log2_ms:
+        m, d, L = 2**log2_m, s.d, s.L
+        b = s.entry_scale("fixed_d", m)
+        k_m = jax.random.fold_in(key, log2_m)
+        constructed = sampling.theorem_4_1_extreme_instance(k_m, d=d, L=L, m=m, entry_bound=b)
+        shapes = {"Q": (L, d), "K": (L, d), "V": (L, d), "K_P": (m, d), "V_P": (m, d)}
+        starts = [search.Start("constructed", constructed._asdict())] + search.random_starts(
+            jax.random.fold_in(k_m, 1), shapes, b, uniform=s.search_starts // 2,
+            corners=s.search_starts - s.search_starts // 2)
+        for g in _searched_degrees(s, m, s.declared_bound("fixed_d", m)):
+            phi = features.taylor_feature_map(d, g)
+
+            def error(p, phi=phi):
+                Z, k = reduction.reduce_prefix(p["K_P"], p["V_P"], phi)
+                if s.abs_k:
+                    k = jnp.abs(k)  # the abs_k planted fault, as in _errors
+                return jnp.max(jnp.abs(ntk_attention(p["Q"], p["K"], p["V"], Z, k, phi)
+                                       - nk_attention.prefix_attention(p["Q"], p["K"], p["V"], p["K_P"], p["V_P"])))
+
+            # The search maximises error / bound: the kernel term on the instance's own score range (so an instance
+            # with a small range, whose bound is small, counts as much as one at S_b), plus the rounding term of the
+            # whole box (the largest; it keeps the ratio finite where both vanish). The point found is then measured
+            # against the exact bound like every other point.
+            S_b = b**2 * math.sqrt(d)
+            floor = bounds.theorem_4_1_bound(score_range=S_b, score_abs_range=S_b, degree=g, value_bound=b, m=m, L=L,
+                                             d=d, input_score_abs_range=S_b).rounding_term
+
+            def ratio(p, g=g, error=error, floor=floor, S_b=S_b):
+                S = jnp.max(jnp.abs(matmul(p["Q"], p["K_P"].T))) / math.sqrt(d)
+                eps = jnp.minimum(search.taylor_relative_error(S, g, S_b), 0.5)
+                value_bound = jnp.maximum(jnp.max(jnp.abs(p["V"])), jnp.max(jnp.abs(p["V_P"])))
+                return error(p) / (2 * eps / (1 - eps) * value_bound + floor)
+
+            record = search.box_ascent(ratio, starts, bound=b, steps=s.search_steps)
+            best = {k: jnp.asarray(v) for k, v in record.best_params.items()}
+            inst = nk_attention.Projected(best["Q"], best["K"], best["V"], best["K_P"], best["V_P"])
+            S = float(nk_attention.max_abs_score(inst.Q, inst.K_P))
+            S_abs = float(nk_attention.max_abs_score(inst.Q, inst.K_P, absolute_terms=True))
+            S_in = float(nk_attention.max_abs_score(inst.Q, inst.K, absolute_terms=True))
+            norms = {"Q": float(jnp.abs(inst.Q).max()), "K_C": float(max(jnp.abs(inst.K).max(), jnp.abs(inst.K_P).max())),
+                     "V_C": float(max(jnp.abs(inst.V).max(), jnp.abs(inst.V_P).max()))}
+            bound = bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g, value_bound=norms["V_C"],
+                                             m=m, L=L, d=d, input_score_abs_range=S_in)
+            measured = float(error(best))
+            if instances is not None:
+                instances[(m, g)] = {k: np.asarray(v) for k, v in best.items()}
+            by_start = record.best_by_label()
+            for kind in ["grid"] * (g in s.grid_degrees) + ["schedule"] * (g == s.scheduled_degree(m, d)):
+                rows.append({"sweep": "fixed_d", "family": SEARCHED, "seed": 0, "m": m, "d": d,
+                             "declared_bound": s.declared_bound("fixed_d", m), "entry_scale": b, "S": S, "S_abs": S_abs,
+                             **norms, "kind": kind, "map": "taylor", "g": g, "r": phi.r,
+                             "error": measured if math.isfinite(measured) else math.inf, "eps": bound.eps,
+                             "kernel_term": bound.kernel_term, "rounding_term": bound.rounding_term,
+                             "bound": bound.total, "predicted": s.predicted_error(m) if kind == "schedule" else None,
+                             "search": by_start,
+                             "search_best_start": record.best_label})
     return rows
 
 
@@ -500,7 +604,9 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     calibrations += instruments.calibrate_taylor_remainder(S_b, (0, 1, 2, 5, 10, 15, 25))
     if not all(c.met for c in calibrations):
         return Evaluation.instrument_error(calibrations)
-    rows = _measure(s, key)
+    instances = {}
+    rows = _measure(s, key, instances)
+    witness = _witness(s, key, rows, instances)
     counts = [c for sweep in SWEEPS for c in _operation_counts(s, sweep)]
     predictions, findings = _predictions(s, rows)
     fd, dl, bg = (findings[f"feature_dimension_{sweep}"] for sweep in SWEEPS)
@@ -515,7 +621,58 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
                "not the paper's constants")
     return Evaluation(calibrations, _conditions(s, rows), predictions, summary=summary, findings=findings,
                       measurements=rows + counts, table=_table(rows, counts, s), side_reports=_elu_report(rows),
-                      asymptotic=_asymptotic(s, rows, findings), tested_range=_tested_range(s))
+                      asymptotic=_asymptotic(s, rows, findings), tested_range=_tested_range(s), witness=witness)
+
+
+#: The largest prefix a witness stores (2^14 rows of d = 4: 1 MiB): a point at larger m is never the witness.
+WITNESS_MAX_M = 2**14
+
+
+def _instance_arrays(s: Settings, key, row: dict, instances: dict) -> dict:
+    """The arrays Q, K, V, K_P, V_P of a measured point: a searched point's from ``instances``; a random or extreme
+    point's rebuilt from its stream (the block's key and largest m, as _measure_prefix made it), rows 0 .. m - 1."""
+    if row["family"] == SEARCHED:
+        return instances[(row["m"], row["g"])]
+    sweep, family, m, d = row["sweep"], row["family"], row["m"], row["d"]
+    block = [x for x in s.ms(sweep, family) if s.d_at(sweep, x) == d]
+    b = s.entry_scale(sweep, m)
+    largest = block[-1] if len({s.entry_scale(sweep, x) for x in block}) == 1 else m
+    stream = sampling.theorem_4_1_stream(_block_key(key, sweep, family, row["seed"], d), family=family, d=d, L=s.L,
+                                         m=largest, chunk_rows=s.stream_chunk_rows, prefix_offset=s.prefix_offset,
+                                         balance_bound=b)
+    chunks = [sampling.prefix_stream_chunk(stream.constants, i, family=family, chunk_rows=stream.chunk_rows)
+              for i in range(-(-m // stream.chunk_rows))]
+    K_P, V_P = (np.concatenate([np.asarray(c[j]) for c in chunks])[:m] * b for j in (0, 1))
+    return {"Q": np.asarray(stream.Q) * b, "K": np.asarray(stream.K) * b, "V": np.asarray(stream.V) * b,
+            "K_P": K_P, "V_P": V_P}
+
+
+def _witness(s: Settings, key, rows: list[dict], instances: dict) -> Witness | None:
+    """The point closest to failing rigorous_bound: the largest error / bound over the checked Taylor points with
+    m <= WITNESS_MAX_M (a failing point, if any fails there), its instance and what was stored for it."""
+    checked = [r for r in rows if r["map"] == "taylor" and r["eps"] < 1 and math.isfinite(r["bound"])
+               and r["m"] <= WITNESS_MAX_M]
+    if not checked:
+        return None
+    row = max(checked, key=lambda r: r["error"] / r["bound"])
+    overall = max((r["error"] / r["bound"] for r in rows if r["map"] == "taylor" and r["eps"] < 1
+                   and math.isfinite(r["bound"])), default=math.nan)
+    arrays = _instance_arrays(s, key, row, instances)
+    return Witness(
+        claim="thm4_1", kind="attention_error",
+        quantity="max |NTK-Attention (degree-g Taylor map, closed-form reduction) - prefix attention| over the queries "
+                 "and value coordinates",
+        why=f"the largest error / bound over the points rigorous_bound checks with m <= {WITNESS_MAX_M} (the "
+            f"{row['family']} family, {row['sweep']}, m = {row['m']}, g = {row['g']}, seed {row['seed']}); over every "
+            f"checked point the largest is {overall:.6g}",
+        arrays=arrays,
+        params={"g": row["g"], "d": row["d"], "m": row["m"], "family": row["family"], "sweep": row["sweep"],
+                "seed": row["seed"]},
+        stored={"measured": row["error"], "bound": row["bound"], "ratio": row["error"] / row["bound"],
+                "S": row["S"], "eps": row["eps"], "kernel_term": row["kernel_term"],
+                "rounding_term": row["rounding_term"], "tolerance": row["rounding_term"],
+                "tolerance_reason": "the bound's rounding term: the float64 rounding of both algorithms that the run "
+                                    "allows for (ntkprefix.bounds.theorem_4_1_bound)"})
 
 
 def _top_log2(s: Settings, sweep: str) -> int:
@@ -565,6 +722,8 @@ def _conditions(s: Settings, rows: list[dict]) -> list:
     largest = max(max(r["Q"], r["K_C"], r["V_C"]) / r["declared_bound"] for r in rows)
     final = {}
     for r in rows:
+        if r["family"] == SEARCHED:
+            continue  # a searched instance is as hard as the search made it, not scaled to attain b
         block = (r["sweep"], r["family"], r["seed"], r["d"])
         if r["m"] >= final.get(block, {"m": 0})["m"]:
             final[block] = r
@@ -591,6 +750,12 @@ def _predictions(s: Settings, rows: list[dict]) -> tuple[list, dict]:
                                failures=len(exceeded), checked=len(checked), not_checked=len(vacuous),
                                min_checked=s.min_checked, source="derived", role="reading")]
     findings = {"worst_error_over_bound": max((r["error"] / r["bound"] for r in checked), default=math.nan),
+                "worst_error_over_bound_by_family": {
+                    family: max((r["error"] / r["bound"] for r in checked if r["family"] == family), default=math.nan)
+                    for family in (*FAMILIES, SEARCHED)},
+                "points_exceeding_bound_by_family": {
+                    family: sum(r["family"] == family for r in exceeded) for family in (*FAMILIES, SEARCHED)},
+                "search": _search_findings(s, checked),
                 "points_exceeding_bound": len(exceeded), "points_checked": len(checked),
                 "points_not_checked_vacuous_bound": len(vacuous), "error_rate_in_m": {}}
     sensitivity = _sensitivity(s)
@@ -622,6 +787,21 @@ def _predictions(s: Settings, rows: list[dict]) -> tuple[list, dict]:
     findings["schedule"] = {f"{c['sweep']} m={c['m']}": {"d": c["d"], "g": c["g"], "r": c["r"]} for c in counts}
     findings["d_log_m_exponent_extrapolated"] = _extrapolated_exponents(s)
     return predictions, findings
+
+
+def _search_findings(s: Settings, checked: list[dict]) -> dict:
+    """Per searched point (m, g): error / bound reached by the best start of each kind (constructed, uniform,
+    corner) before and after the ascent, and the constructed family's own ratio at that m and g."""
+    out = {}
+    for r in (r for r in checked if r["family"] == SEARCHED and r["kind"] in ("grid", "schedule")):
+        label = f"m={r['m']} g={r['g']}"
+        if label in out:
+            continue
+        extreme = [x["error"] / x["bound"] for x in checked
+                   if x["family"] == "extreme" and x["sweep"] == "fixed_d" and x["m"] == r["m"] and x["g"] == r["g"]]
+        out[label] = {"error_over_bound": r["error"] / r["bound"], "best_start": r["search_best_start"],
+                      "by_start": r["search"], "extreme_family_error_over_bound": max(extreme, default=math.nan)}
+    return {"starts": s.search_starts, "steps": s.search_steps, "points": out}
 
 
 def _elu_report(rows: list[dict]) -> list[dict]:
@@ -688,6 +868,10 @@ def plot(result: Result, out_dir: Path) -> list[Path]:
             if len(ms) and color:
                 axis.plot(ms, [max(r["error"] for r in a) for a in at], marker + "-", color=color, ms=2.5, lw=1,
                           label=f"g(m), {family}, {sweep} (max over seeds)")
+    ms, at = series(lambda r: r["family"] == SEARCHED and r["kind"] == "schedule")
+    if len(ms):
+        ax.plot(ms, [max(r["error"] for r in a) for a in at], "*", color="tab:green", ms=6,
+                label="g(m), searched worst case (fixed d)")
     for axis, sweeps in ((ax, ("fixed_d",)), (ax_d, ("d_log_m", "b_growing"))):
         ms = np.array(sorted({r["m"] for r in rows if r["sweep"] in sweeps}))
         axis.plot(ms, C * ms.astype(float) ** (-c), color="grey", lw=1.2, label=f"prediction C m^-c (C={C:g}, c={c:g})")

@@ -1,0 +1,132 @@
+"""Witnesses (issue 17): the instance that decided a verdict, written as .npz and replayed by an independent route
+(mpmath, the Taylor kernel summed pair by pair): a faithful witness agrees, a tampered one or one computed by a
+faulty library does not, and the command line says which."""
+
+import json
+import sys
+import types
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkprefix import attention, bounds, features, reduction
+from verify import mutants, witness
+from verify.__main__ import main
+
+
+def library_witness(rng, *, L=5, d=3, d_v=2, m=7, g=4, b=1.3) -> witness.Witness:
+    """A thm4_1-style witness measured by the library (float64): non-degenerate shapes (L, d, d_v, m all different,
+    b != 1), entries off the corners of the box."""
+    arrays = {"Q": rng.uniform(-b, b, (L, d)), "K": rng.uniform(-b, b, (L, d)), "V": rng.uniform(-b, b, (L, d_v)),
+              "K_P": rng.uniform(-b, b, (m, d)), "V_P": rng.uniform(-b, b, (m, d_v))}
+    Q, K, V, K_P, V_P = (jnp.asarray(arrays[n]) for n in ("Q", "K", "V", "K_P", "V_P"))
+    phi = features.taylor_feature_map(d, g)
+    Z, k = reduction.reduce_prefix(K_P, V_P, phi)
+    error = float(jnp.max(jnp.abs(attention.ntk_attention(Q, K, V, Z, k, phi)
+                                  - attention.prefix_attention(Q, K, V, K_P, V_P))))
+    S = float(attention.max_abs_score(Q, K_P))
+    bound = bounds.theorem_4_1_bound(score_range=S, score_abs_range=float(attention.max_abs_score(Q, K_P, absolute_terms=True)),
+                                     degree=g, value_bound=float(max(np.abs(arrays["V"]).max(), np.abs(arrays["V_P"]).max())),
+                                     m=m, L=L, d=d, input_score_abs_range=float(attention.max_abs_score(Q, K, absolute_terms=True)))
+    return witness.Witness(
+        claim="thm4_1", kind="attention_error", quantity="test", why="test", arrays=arrays, params={"g": g},
+        stored={"measured": error, "bound": bound.total, "ratio": error / bound.total, "S": S, "eps": bound.eps,
+                "kernel_term": bound.kernel_term, "rounding_term": bound.rounding_term,
+                "tolerance": bound.rounding_term, "tolerance_reason": "the bound's rounding term"})
+
+
+def write(w, path, versions=None):
+    return witness.save(w, path, {"seed": 0, "mode": "quick", "settings": {}, "commit": None,
+                                  "versions": versions or witness_versions()})
+
+
+def witness_versions():
+    from verify.result import package_versions
+
+    return package_versions()
+
+
+def test_a_witness_round_trips_bit_for_bit_and_its_replay_agrees(tmp_path):
+    w = library_witness(np.random.default_rng(0))
+    path = write(w, tmp_path / "thm4_1.witness.npz")
+    back = witness.load(path)
+    for name, array in w.arrays.items():
+        assert back.arrays[name].dtype == np.float64 and np.array_equal(back.arrays[name], array)
+    assert back.stored == w.stored and back.params == w.params
+    _, r = witness.replay(path)
+    assert r.agrees
+    assert r.measured == pytest.approx(w.stored["measured"], abs=w.stored["tolerance"])
+    assert r.measured <= r.bound
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_replay_is_independent_of_the_library_to_its_rounding_allowance(seed):
+    # the library's float64 error and the exact one differ by far less than the rounding term that is their tolerance
+    w = library_witness(np.random.default_rng(seed), g=2 + seed)
+    r = witness.REPLAYS["attention_error"](w)
+    assert abs(r.measured - w.stored["measured"]) <= w.stored["tolerance"]
+    assert r.agrees
+
+
+def test_the_agreement_bites_just_above_its_tolerance_and_passes_just_below():
+    w = library_witness(np.random.default_rng(4))
+    exact = witness.REPLAYS["attention_error"](w).measured
+    tol = w.stored["tolerance"]
+    for offset, agrees in ((0.9 * tol, True), (1.1 * tol, False), (-1.1 * tol, False)):
+        tampered = witness.Witness(**{**vars(w), "stored": {**w.stored, "measured": exact + offset}})
+        assert witness.REPLAYS["attention_error"](tampered).agrees is agrees, offset
+
+
+def test_a_changed_instance_does_not_agree():
+    w = library_witness(np.random.default_rng(5))
+    K_P = w.arrays["K_P"].copy()
+    K_P[3, 1] += 1e-3
+    moved = witness.Witness(**{**vars(w), "arrays": {**w.arrays, "K_P": K_P}})
+    assert not witness.REPLAYS["attention_error"](moved).agrees
+
+
+def test_the_replay_does_not_share_a_fault_of_the_library(monkeypatch):
+    # the mutation runner's taylor_weights_same_parity_swapped (d >= 4, g >= 5) planted in the feature map: the
+    # library's error moves, the replay's Taylor kernel (summed pair by pair) does not, so the witness disagrees
+    fault = next(f for f in mutants.FAULTS if f.name == "taylor_weights_same_parity_swapped")
+    source = (mutants.ROOT / fault.path).read_text()
+    faulty = types.ModuleType("faulty_features_w")
+    monkeypatch.setitem(sys.modules, "faulty_features_w", faulty)
+    exec(compile(source.replace(fault.old, fault.new), "faulty_features_w", "exec"), faulty.__dict__)
+    monkeypatch.setattr(features, "_monomial_plan", faulty._monomial_plan)
+    w = library_witness(np.random.default_rng(6), L=3, d=4, d_v=3, m=6, g=8, b=1.7)
+    r = witness.REPLAYS["attention_error"](w)
+    assert not r.agrees
+    assert abs(r.measured - w.stored["measured"]) > 1e3 * w.stored["tolerance"]
+
+
+def test_the_command_line_replays_and_says_whether_each_witness_agrees(tmp_path, capsys):
+    w = library_witness(np.random.default_rng(7))
+    good = write(w, tmp_path / "good.witness.npz")
+    assert main(["replay", str(good)]) == 0
+    assert "AGREES with the stored result" in capsys.readouterr().out
+    bad = write(witness.Witness(**{**vars(w), "stored": {**w.stored, "measured": 2 * w.stored["measured"]}}),
+                tmp_path / "bad.witness.npz")
+    assert main(["replay", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "DOES NOT AGREE" in out and "other versions" not in out
+    older = write(witness.Witness(**{**vars(w), "stored": {**w.stored, "measured": 2 * w.stored["measured"]}}),
+                  tmp_path / "older.witness.npz", versions={**witness_versions(), "jax": "0.4.25"})
+    assert main(["replay", str(older)]) == 1
+    assert "does not reproduce under this version" in capsys.readouterr().out
+
+
+def test_files_that_are_not_witnesses_are_usage_errors(tmp_path, capsys):
+    (tmp_path / "x.npz").write_bytes(b"not a zip")
+    assert main(["replay", str(tmp_path / "x.npz")]) == 2
+    assert "not a witness file" in capsys.readouterr().err
+    w = library_witness(np.random.default_rng(8))
+    path = write(w, tmp_path / "w.npz")
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+        arrays = {k: data[k] for k in data.files if k != "meta"}
+    for change, message in (({"format": witness.FORMAT + 1}, "witness format"), ({"kind": "nope"}, "no replay route")):
+        np.savez(tmp_path / "changed.npz", meta=np.asarray(json.dumps({**meta, **change})), **arrays)
+        assert main(["replay", str(tmp_path / "changed.npz")]) == 2
+        assert message in capsys.readouterr().err

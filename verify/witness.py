@@ -1,0 +1,233 @@
+"""Witnesses: the one instance that decided a verdict, written beside the JSON, and replayed by an independent route.
+
+A check whose prediction is a bound "for every input" names, among the instances it measured, the one closest to
+failing (the largest measured / bound; a failing instance where one fails) and returns it as a :class:`Witness`:
+its arrays, the scalars needed to evaluate it, what the run stored for it (measured quantity, bound, their ratio),
+and why it was chosen. ``python -m verify CLAIM`` writes it as ``<claim>.witness.npz`` beside the figures (arrays
+plus one JSON string ``meta`` with the settings, seed, mode and versions of the run that wrote it).
+
+``python -m verify replay FILE`` re-evaluates that instance by a route that shares no code with the library's
+algorithms (:data:`REPLAYS`, one per ``kind``): mpmath at 40 significant digits over the stored float64 entries
+(exact inputs), the Taylor kernel summed term by term, the softmax summed directly. It prints the measured quantity
+against the bound and whether it agrees with the stored result, within the tolerance the witness states (for an
+error of two float64 algorithms: the run's own rounding allowance, the bound's rounding term). A witness written by
+another version that does not reproduce says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Witness", "Replay", "FORMAT", "save", "load", "provenance", "replay", "REPLAYS", "main"]
+
+FORMAT = 1  # bumped when the file layout changes; a reader refuses other formats
+
+
+@dataclasses.dataclass
+class Witness:
+    """One instance and what a run measured on it.
+
+    Attributes:
+      claim: the claim id. kind: the replay route (a key of :data:`REPLAYS`).
+      quantity: what was measured, in words. why: why this instance (the rule that chose it, over which points).
+      arrays: the instance (float64 arrays, by name). params: the scalars the replay needs (degree, d, ...).
+      stored: what the run recorded: ``measured``, ``bound``, ``ratio`` (measured / bound) and ``tolerance`` (the
+        largest difference between the stored and the replayed measurement that counts as agreement, with
+        ``tolerance_reason``), and any other numbers worth comparing.
+      provenance: filled when written (seed, mode, settings, versions of the run).
+    """
+
+    claim: str
+    kind: str
+    quantity: str
+    why: str
+    arrays: dict
+    params: dict
+    stored: dict
+    provenance: dict = dataclasses.field(default_factory=dict)
+
+    def record(self) -> dict:
+        """What the run's JSON keeps of it: everything but the arrays (their names and shapes instead)."""
+        return {"claim": self.claim, "kind": self.kind, "quantity": self.quantity, "why": self.why,
+                "params": self.params, "stored": self.stored,
+                "arrays": {k: list(np.shape(v)) for k, v in self.arrays.items()}}
+
+
+def save(witness: Witness, path: Path, provenance: dict) -> Path:
+    """Write ``witness`` with ``provenance`` (seed, mode, settings, versions) to ``path`` (.npz, compressed)."""
+    path = Path(path)
+    meta = {"format": FORMAT, **witness.record(), "provenance": provenance}
+    arrays = {f"array_{k}": np.asarray(v, dtype=np.float64) for k, v in witness.arrays.items()}
+    with open(path, "wb") as f:
+        np.savez_compressed(f, meta=np.asarray(json.dumps(meta, default=_jsonable)), **arrays)
+    return path
+
+
+def provenance(seed: int, mode: str, settings: dict, versions: dict) -> dict:
+    """What rebuilds the run that wrote a witness: seed, mode, settings, package versions and the git commit of the
+    working tree (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"seed": seed, "mode": mode, "settings": settings, "versions": versions, "commit": commit}
+
+
+def _jsonable(x):
+    if hasattr(x, "item"):
+        return x.item()
+    if isinstance(x, (tuple, set)):
+        return list(x)
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+def load(path: Path) -> Witness:
+    """The witness in ``path``; ValueError if it is not a witness file of this format."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {k[len("array_"):]: np.array(data[k]) for k in data.files if k.startswith("array_")}
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(f"{path}: not a witness file ({error})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: witness format {meta.get('format')!r}, this version reads format {FORMAT}")
+    return Witness(meta["claim"], meta["kind"], meta["quantity"], meta["why"], arrays, meta["params"], meta["stored"],
+                   meta.get("provenance", {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """The replayed measurement and bound, and whether they agree with the stored ones."""
+
+    measured: float
+    bound: float
+    agrees: bool
+    lines: list[str]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Replay routes. Each takes a Witness and returns a Replay; none imports the library's algorithms.
+
+
+def _taylor(s, g, mpmath):
+    """T_g(s) = sum_{j <= g} s^j / j!, term by term."""
+    term, total = mpmath.mpf(1), mpmath.mpf(1)
+    for j in range(1, g + 1):
+        term = term * s / j
+        total += term
+    return total
+
+
+def _attention_error(w: Witness) -> Replay:
+    """Theorem 4.1's error on one instance: max |NTK-Attention - prefix attention| in exact arithmetic (mpmath), with
+    NTK-Attention's prefix part the degree-g Taylor kernel T_g(q k^T / sqrt(d)) summed pair by pair (phi(q) phi(k)
+    = T_g by the multinomial theorem; no feature map, no reduction) and prefix attention the softmax over the prefix
+    and input keys summed directly; the kernel bound 2 eps/(1 - eps) max|V_C|, eps = sup_{|s| <= S} |1 - T_g(s) e^-s|
+    at the instance's own S (attained at s = -S or S: its derivative is s^g e^-s / g!), plus the run's rounding
+    term as stored."""
+    import mpmath
+
+    with mpmath.workdps(40):  # every float64 input is exact in mpmath; 40 digits leave the sums' rounding far below
+        return _attention_error_exact(w, mpmath)
+
+
+def _attention_error_exact(w: Witness, mpmath) -> Replay:
+    mpf = mpmath.mpf
+    Q, K, V, K_P, V_P = (w.arrays[n] for n in ("Q", "K", "V", "K_P", "V_P"))
+    g = int(w.params["g"])
+    d = Q.shape[1]
+    root_d = mpmath.sqrt(d)
+    to_mp = lambda A: [[mpf(float(x)) for x in row] for row in A]  # noqa: E731 - exact: every float64 is an mpf
+    Qm, Km, Vm, KPm, VPm = (to_mp(A) for A in (Q, K, V, K_P, V_P))
+    dot = lambda a, b: mpmath.fsum(x * y for x, y in zip(a, b)) / root_d  # noqa: E731
+    worst, S = mpf(0), mpf(0)
+    for q in Qm:
+        prefix = [dot(q, k) for k in KPm]
+        inputs = [dot(q, k) for k in Km]
+        S = max([S] + [abs(s) for s in prefix])
+        shift = max(prefix + inputs)
+        exact_w = [mpmath.exp(s - shift) for s in prefix + inputs]
+        values = VPm + Vm
+        taylor_w = [_taylor(s, g, mpmath) for s in prefix] + [mpmath.exp(s) for s in inputs]
+        for c in range(V.shape[1]):
+            exact = mpmath.fsum(a * v[c] for a, v in zip(exact_w, values)) / mpmath.fsum(exact_w)
+            ntk = mpmath.fsum(a * v[c] for a, v in zip(taylor_w, values)) / mpmath.fsum(taylor_w)
+            worst = max(worst, abs(ntk - exact))
+    eps = max(abs(1 - _taylor(x, g, mpmath) * mpmath.exp(-x)) for x in (-S, S))
+    value_bound = mpf(float(max(np.abs(V).max(), np.abs(V_P).max())))
+    kernel = 2 * eps / (1 - eps) * value_bound if eps < 1 else mpf("inf")
+    rounding = mpf(w.stored["rounding_term"])
+    bound = kernel + rounding
+    measured, stored = float(worst), float(w.stored["measured"])
+    tolerance = float(w.stored["tolerance"])
+    lines = [
+        f"score range S = {float(S):.6g} (stored {w.stored['S']:.6g}); eps = {float(eps):.6g} (stored {w.stored['eps']:.6g})",
+        f"error, exact arithmetic: {measured:.6g}; stored (float64, the library): {stored:.6g}; "
+        f"|difference| {abs(measured - stored):.3g}, tolerance {tolerance:.3g} ({w.stored['tolerance_reason']})",
+        f"bound: kernel term {float(kernel):.6g} (this replay) + rounding term {float(rounding):.3g} (stored) = "
+        f"{float(bound):.6g} (stored {w.stored['bound']:.6g}); error / bound = {measured / float(bound):.4g} "
+        f"(stored {w.stored['ratio']:.4g})",
+        f"exact error within the kernel term alone (the theorem in exact arithmetic): {worst <= kernel}",
+    ]
+    agrees = (abs(measured - stored) <= tolerance
+              and math.isclose(float(bound), float(w.stored["bound"]), rel_tol=1e-9)
+              and math.isclose(float(S), float(w.stored["S"]), rel_tol=1e-12, abs_tol=1e-300))
+    return Replay(measured, float(bound), agrees, lines)
+
+
+#: The replay route of each witness kind.
+REPLAYS: dict[str, Callable[[Witness], Replay]] = {"attention_error": _attention_error}
+
+
+def replay(path: Path) -> tuple[Witness, Replay]:
+    """Load the witness in ``path`` and replay it; ValueError for an unknown kind."""
+    witness = load(path)
+    if witness.kind not in REPLAYS:
+        raise ValueError(f"{path}: no replay route for witness kind {witness.kind!r}; known: {', '.join(REPLAYS)}")
+    return witness, REPLAYS[witness.kind](witness)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m verify replay FILE [FILE ...]``: replay each witness; exit 0 if every one agrees with its stored
+    result, 1 if one does not, 2 for a usage error or a file that is not a witness."""
+    import argparse
+
+    from verify.result import package_versions
+
+    parser = argparse.ArgumentParser(prog="python -m verify replay",
+                                     description="re-evaluate a witness by an independent route (mpmath)")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a <claim>.witness.npz")
+    args = parser.parse_args(argv)
+    status, here = 0, package_versions()
+    for path in args.files:
+        try:
+            w, r = replay(path)
+        except (ValueError, OSError) as error:
+            print(f"python -m verify replay: error: {error}", file=sys.stderr)
+            return 2
+        prov = w.provenance
+        print(f"{path}: {w.claim} witness ({w.kind})\n  what: {w.quantity}\n  why: {w.why}\n"
+              f"  written by: seed {prov.get('seed')}, {prov.get('mode')} mode, commit {prov.get('commit')}, "
+              + ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items() if k in ("python", "jax", "numpy")))
+        for line in r.lines:
+            print("  " + line)
+        changed = {k: (v, here.get(k)) for k, v in prov.get("versions", {}).items() if here.get(k) != v}
+        if r.agrees:
+            print(f"  AGREES with the stored result: measured {r.measured:.6g}, bound {r.bound:.6g}")
+        else:
+            status = 1
+            print(f"  DOES NOT AGREE with the stored result" + (
+                "; it was written under other versions (" + ", ".join(f"{k} {a} there, {b} here"
+                                                                      for k, (a, b) in changed.items())
+                + "): the witness does not reproduce under this version" if changed else ""))
+    return status
