@@ -202,7 +202,7 @@ def test_the_narrow_planted_fault_is_found_by_the_search_and_by_no_other_family(
     try:
         s = dataclasses.replace(thm4_1.settings(True), max_log2_m=8, extreme_max_log2_m=8, d_log_m_max_log2_m=8,
                                 b_growing_max_log2_m=4, random_seeds=2, extreme_seeds=2, min_checked=1,
-                                search_log2_ms=(4,))
+                                search_log2_ms=(4,), grid_degrees=(8,))  # one degree: one compilation of the ascent
         evaluation = thm4_1.evaluate(s, RunOptions(seed=0, quick=True))
     finally:
         jax.clear_caches()
@@ -213,12 +213,9 @@ def test_the_narrow_planted_fault_is_found_by_the_search_and_by_no_other_family(
     assert evaluation.item("rigorous_bound").outcome.value == "failed"
 
 
-def test_the_quick_run_writes_a_witness_that_replays_in_agreement(quick_all):
-    # Issue 17: the point closest to failing rigorous_bound, stored with its instance, is replayed in exact arithmetic
-    # (verify.witness: mpmath, the Taylor kernel summed pair by pair) and agrees with what the run stored
+def test_the_quick_run_writes_the_point_closest_to_failing_as_its_witness(quick_all):
+    # Issue 17: the point closest to failing rigorous_bound is the witness, stored with its instance
     from pathlib import Path
-
-    from verify import witness
 
     _, out, results = quick_all
     record = claim_record(results, "thm4_1")
@@ -230,6 +227,5 @@ def test_the_quick_run_writes_a_witness_that_replays_in_agreement(quick_all):
     ratios = [r["error"] / r["bound"] for r in rows if r.get("map") == "taylor" and r["eps"] < 1
               and r["m"] <= thm4_1.WITNESS_MAX_M]
     assert w["stored"]["ratio"] == max(ratios)
-    loaded, replayed = witness.replay(Path(w["file"]))
-    assert replayed.agrees and loaded.stored == w["stored"]
     assert all(c["witness"] is None for c in results["controls"])  # a control run writes none
+    # (its replay: tests/test_witness.py::test_every_witness_of_the_quick_run_replays_in_agreement)

@@ -130,3 +130,58 @@ def test_files_that_are_not_witnesses_are_usage_errors(tmp_path, capsys):
         np.savez(tmp_path / "changed.npz", meta=np.asarray(json.dumps({**meta, **change})), **arrays)
         assert main(["replay", str(tmp_path / "changed.npz")]) == 2
         assert message in capsys.readouterr().err
+
+
+def deep_witness(**small):
+    """A depth witness at D = 3 from the check's own measurement (weight norm 2, m = 8, degrees 4 at every layer)."""
+    import dataclasses
+
+    import jax
+
+    from verify.checks import depth as depth_check
+
+    s = dataclasses.replace(depth_check.settings(True), depth=3, max_log2_m=3, weight_norms=(2.0,),
+                            schedule_weight_norm=2.0, grid_degrees=(4,), schedule_min_m=10**6, **small)
+    key = jax.random.PRNGKey(3)
+    rows = [r for r in depth_check._measure(s, key) if r["D"] == 3 and r["m"] == 8 and not r["vacuous"]]
+    return depth_check._witness(s, key, rows)
+
+
+def test_a_deep_witness_replays_in_agreement_through_three_layers():
+    w = deep_witness()
+    assert w.params["D"] == 3 and w.arrays["K_P"].shape == (3, 8, 4)
+    r = witness.REPLAYS["deep_error"](w)
+    assert r.agrees, r.lines
+    assert r.measured <= r.bound
+
+
+def test_a_deep_witness_from_a_faulty_lipschitz_bound_does_not_agree(monkeypatch):
+    # the mutation runner's depth_lipschitz_drops_value_term in the library: the stored Lambda_l and B_D move, the
+    # replay's Lambda_l (written out again from its definition) does not
+    from ntkprefix import depth
+
+    fault = next(f for f in mutants.FAULTS if f.name == "depth_lipschitz_drops_value_term")
+    source = (mutants.ROOT / fault.path).read_text()
+    faulty = types.ModuleType("faulty_depth_w")
+    monkeypatch.setitem(sys.modules, "faulty_depth_w", faulty)
+    exec(compile(source.replace(fault.old, fault.new), "faulty_depth_w", "exec"), faulty.__dict__)
+    monkeypatch.setattr(depth, "attention_lipschitz_bound", faulty.attention_lipschitz_bound)
+    assert not witness.REPLAYS["deep_error"](deep_witness()).agrees
+
+
+#: The claims whose check writes a witness (issue 17: the others are still to come).
+WITNESSED = {"thm4_1", "depth"}
+
+
+def test_every_witness_of_the_quick_run_replays_in_agreement(quick_all):
+    from pathlib import Path
+
+    _, out, results = quick_all
+    written = {r["id"]: r["witness"] for r in results["claims"] if r["witness"] is not None}
+    assert set(written) == WITNESSED
+    for claim, record in written.items():
+        path = Path(record["file"])
+        assert path == Path(out) / f"{claim}.witness.npz"
+        loaded, replayed = witness.replay(path)
+        assert loaded.claim == claim and loaded.stored == record["stored"]
+        assert replayed.agrees, (claim, replayed.lines)

@@ -185,8 +185,93 @@ def _attention_error_exact(w: Witness, mpmath) -> Replay:
     return Replay(measured, float(bound), agrees, lines)
 
 
+def _deep_error(w: Witness) -> Replay:
+    """The depth check's E_D on one instance, in exact arithmetic (mpmath): the exact stack X_l = X_{l-1} +
+    softmax attention over [K_P; K] and the NTK stack with each layer's prefix weighted by its Taylor kernel T_{g_l},
+    both summed directly; the composed bound B_D = sum_l beta_l prod_{l' > l} (1 + Lambda_l') re-evaluated on the
+    replayed stacks: beta_l = 2 eps_l/(1 - eps_l) V_l (eps_l in mpmath at the NTK stack's layer-l score range) plus
+    the stored rounding term, Lambda_l = a_V + 2 R_V (c_Q + c_K)/sqrt(d) written out here again in numpy from its
+    definition (ntkprefix/depth.py's docstring), not the library's function."""
+    import mpmath
+
+    with mpmath.workdps(40):
+        return _deep_error_exact(w, mpmath)
+
+
+def _lipschitz(W_Q, W_K, W_V, K_P, V_P, Y, Y_other) -> float:
+    """a_V + 2 R_V (c_Q + c_K)/sqrt(d) on the segment from Y to Y_other (float64; a bound, not a measurement)."""
+    d = Y.shape[1]
+    keys = [K_P, Y @ W_K, Y_other @ W_K]
+    values = np.concatenate([V_P, Y @ W_V, Y_other @ W_V])
+    a_V = np.abs(W_V).sum(axis=0).max()  # ||W_V||_inf acting on row vectors: the largest column sum
+    R_V = (values.max(axis=0) - values.min(axis=0)).max()
+    c_Q = max(np.abs(k @ W_Q.T).sum(axis=1).max() for k in keys)
+    c_K = max(np.abs(q @ W_K.T).sum(axis=1).max() for q in (Y @ W_Q, Y_other @ W_Q))
+    return float(a_V + 2 * R_V * (c_Q + c_K) / math.sqrt(d))
+
+
+def _deep_error_exact(w: Witness, mpmath) -> Replay:
+    mpf = mpmath.mpf
+    X = w.arrays["X"]
+    D, degrees = int(w.params["D"]), [int(g) for g in w.params["degrees"]]
+    d = X.shape[1]
+    root_d = mpmath.sqrt(d)
+    M = lambda A: mpmath.matrix([[mpf(float(x)) for x in row] for row in A])  # noqa: E731 - exact
+    to_np = lambda A: np.array([[float(A[i, j]) for j in range(A.cols)] for i in range(A.rows)])  # noqa: E731
+
+    def layer(Y, l, kernel):
+        W_Q, W_K, W_V = (M(w.arrays[n][l]) for n in ("W_Q", "W_K", "W_V"))
+        K_P, V_P = M(w.arrays["K_P"][l]), M(w.arrays["V_P"][l])
+        Q, K, V = Y * W_Q, Y * W_K, Y * W_V
+        out = mpmath.matrix(Y.rows, V.cols)
+        S = mpf(0)
+        for i in range(Q.rows):
+            prefix = [mpmath.fsum(Q[i, c] * K_P[j, c] for c in range(d)) / root_d for j in range(K_P.rows)]
+            inputs = [mpmath.fsum(Q[i, c] * K[j, c] for c in range(d)) / root_d for j in range(K.rows)]
+            S = max([S] + [abs(s) for s in prefix])
+            shift = max(prefix + inputs) if kernel is None else mpf(0)
+            weights = ([mpmath.exp(s - shift) for s in prefix] if kernel is None else [kernel(s) for s in prefix]) + [
+                mpmath.exp(s - shift) for s in inputs]
+            total = mpmath.fsum(weights)
+            for c in range(V.cols):
+                out[i, c] = Y[i, c] + (mpmath.fsum(a * V_P[j, c] for j, a in enumerate(weights[: K_P.rows]))
+                                       + mpmath.fsum(a * V[j, c] for j, a in enumerate(weights[K_P.rows:]))) / total
+        value_bound = max(max(abs(x) for x in V_P), max(abs(x) for x in V))
+        return out, S, value_bound
+
+    exact, ntk = [M(X)], [M(X)]
+    betas, lams, kernels = [], [], []
+    for l in range(D):
+        g = degrees[l]
+        exact.append(layer(exact[-1], l, None)[0])
+        nxt, S, value_bound = layer(ntk[-1], l, lambda s, g=g: _taylor(s, g, mpmath))
+        eps = max(abs(1 - _taylor(x, g, mpmath) * mpmath.exp(-x)) for x in (-S, S))
+        kernel = 2 * eps / (1 - eps) * value_bound if eps < 1 else mpf("inf")
+        kernels.append(float(kernel))
+        betas.append(float(kernel) + float(w.stored["rounding_terms"][l]))
+        lams.append(_lipschitz(*(w.arrays[n][l] for n in ("W_Q", "W_K", "W_V", "K_P", "V_P")), to_np(exact[-2]),
+                               to_np(ntk[-1])))
+        ntk.append(nxt)
+    error = max(abs(ntk[-1][i, j] - exact[-1][i, j]) for i in range(X.shape[0]) for j in range(X.shape[1]))
+    bound = 0.0
+    for beta, lam in zip(betas, lams):
+        bound = bound * (1 + lam) + beta
+    measured, stored, tolerance = float(error), float(w.stored["measured"]), float(w.stored["tolerance"])
+    lines = [
+        f"per layer: Lambda {', '.join(f'{x:.6g}' for x in lams)} (stored {', '.join(f'{x:.6g}' for x in w.stored['lipschitz'])}); "
+        f"beta {', '.join(f'{x:.6g}' for x in betas)} (stored {', '.join(f'{x:.6g}' for x in w.stored['betas'])})",
+        f"E_D, exact arithmetic: {measured:.6g}; stored (float64, the library): {stored:.6g}; |difference| "
+        f"{abs(measured - stored):.3g}, tolerance {tolerance:.3g} ({w.stored['tolerance_reason']})",
+        f"B_D (this replay) {bound:.6g} (stored {w.stored['bound']:.6g}); E_D / B_D = {measured / bound:.4g} "
+        f"(stored {w.stored['ratio']:.4g})",
+    ]
+    agrees = (abs(measured - stored) <= tolerance and math.isclose(bound, float(w.stored["bound"]), rel_tol=1e-9)
+              and all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lams, w.stored["lipschitz"])))
+    return Replay(measured, bound, agrees, lines)
+
+
 #: The replay route of each witness kind.
-REPLAYS: dict[str, Callable[[Witness], Replay]] = {"attention_error": _attention_error}
+REPLAYS: dict[str, Callable[[Witness], Replay]] = {"attention_error": _attention_error, "deep_error": _deep_error}
 
 
 def replay(path: Path) -> tuple[Witness, Replay]:

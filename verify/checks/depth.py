@@ -48,6 +48,10 @@ Reported beside (findings, deciding nothing): where the one-layer theory stops d
 norm and D, the slack B_D / E_D, the composed amplification prod (1 + Lambda) against the measured one E_D / E_1,
 the share of vacuous bounds, and the first D at which the composed bound is vacuous or looser than slack_limit.
 
+Witness (issue 17): the point with the largest E_D / B_D is written as depth.witness.npz (X and the first D layers'
+weights and projected prefixes); ``python -m verify replay`` recomputes both stacks in mpmath and B_D with
+Lambda_l written out again from its definition (verify.witness). Quick, seed 0: D = 1, m = 1, E_D / B_D = 0.048.
+
 Controls: ``large_entries`` (X and prefixes b m^(1/2), schedule still for b: breaks (b), the exact stack leaves the
 a-priori bounds the schedule is built from: in quick mode 452 violations, 188 of them score ranges and Lipschitz
 bounds at every layer, not only the input entries that are the broken condition itself; (c) fails too, reported,
@@ -70,6 +74,7 @@ from ntkprefix import bounds, depth, features, sampling
 from ntkprefix.attention import Projected
 from ntkprefix.reduction import accumulate_prefix, empty_prefix_sums
 from verify import instruments, plotting
+from verify.witness import Witness
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
 from verify.settings import knob
@@ -180,14 +185,14 @@ def _grow(sums, K_P, V_P, phi, block: int = 16):
     return sums
 
 
-def _one_layer_bound(layer: depth.PrefixLayer, Y, g: int, m: int, s: Settings) -> float:
+def _one_layer_bound(layer: depth.PrefixLayer, Y, g: int, m: int, s: Settings) -> bounds.Theorem41Bound:
     Y = np.asarray(Y, np.float64)
     Q = Y @ layer.W_Q
     S = float(np.max(np.abs(Q @ layer.K_P.T))) / math.sqrt(s.d)
     S_abs = float(np.max(np.abs(Q) @ np.abs(layer.K_P).T)) / math.sqrt(s.d)
     V = float(max(np.max(np.abs(layer.V_P)), np.max(np.abs(Y @ layer.W_V))))
     return bounds.theorem_4_1_bound(score_range=S, score_abs_range=S_abs, degree=g, value_bound=V, m=m, L=s.L,
-                                    d=s.d).total
+                                    d=s.d)
 
 
 def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
@@ -233,7 +238,8 @@ def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
                 phis = [phis[0]] * s.depth
             ntk, local = depth.deep_ntk_attention(X, layers, sums, phis)
             ntk = [np.asarray(Y, np.float64) for Y in ntk]
-            betas = [_one_layer_bound(lay, ntk[l], degrees[l], m, s) for l, lay in enumerate(layers)]
+            one_layer = [_one_layer_bound(lay, ntk[l], degrees[l], m, s) for l, lay in enumerate(layers)]
+            betas = [b.total for b in one_layer]
             lams = [depth.attention_lipschitz_bound(lay, exact[l], ntk[l]) for l, lay in enumerate(layers)]
             for D in range(1, s.depth + 1):
                 error = float(np.max(np.abs(ntk[D] - exact[D])))
@@ -243,6 +249,7 @@ def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
                     "degrees": list(degrees[:D]), "D": D, "error": error if math.isfinite(error) else math.inf,
                     "first_layer_error": float(np.max(np.abs(ntk[1] - exact[1]))),
                     "local_errors": [float(e) for e in local[:D]], "betas": betas[:D], "lipschitz": lams[:D],
+                    "rounding_terms": [b.rounding_term for b in one_layer[:D]],
                     "amplification_bound": math.prod(1.0 + x for x in lams[1:D]),
                     "bound": bound, "vacuous": not math.isfinite(bound),
                     "predicted": s.predicted_error(m) if kind == "schedule" else None,
@@ -253,12 +260,46 @@ def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
     return rows
 
 
+def _instance_key(s: Settings, key, w: float, seed: int):
+    return jax.random.fold_in(jax.random.fold_in(key, s.weight_norms.index(w)), seed)
+
+
 def _measure(s: Settings, key) -> list[dict]:
     rows = []
-    for i, w in enumerate(s.weight_norms):
+    for w in s.weight_norms:
         for seed in range(s.seeds):
-            rows += _measure_instance(s, w, seed, jax.random.fold_in(jax.random.fold_in(key, i), seed))
+            rows += _measure_instance(s, w, seed, _instance_key(s, key, w, seed))
     return rows
+
+
+def _witness(s: Settings, key, rows: list[dict]) -> Witness | None:
+    """The point closest to failing composed_bound (the largest E_D / B_D over the checked points), rebuilt from its
+    instance's key: X and the first D layers' weights and projected prefixes at its m, scaled as measured."""
+    checked = [r for r in rows if not r["vacuous"]]
+    if not checked or s.shared_reduction:  # the shared_reduction fault's stack is not the model the replay evaluates
+        return None
+    row = max(checked, key=lambda r: r["error"] / r["bound"])
+    m, D = row["m"], row["D"]
+    inst = _host(sampling.deep_prefix_instance(_instance_key(s, key, row["weight_norm"], row["seed"]), d=s.d, L=s.L,
+                                               m=s.ms()[-1], depth=s.depth, weight_norm=row["weight_norm"],
+                                               entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
+    layers = _layers(inst, m, row["entry_scale"])[:D]
+    arrays = {"X": inst.X * row["entry_scale"], **{name: np.stack([getattr(lay, name) for lay in layers])
+                                                   for name in ("W_Q", "W_K", "W_V", "K_P", "V_P")}}
+    return Witness(
+        claim="depth", kind="deep_error",
+        quantity=f"E_D = max |NTK stack - exact stack| after D = {D} residual prefix-attention layers (degrees "
+                 f"{row['degrees']})",
+        why=f"the largest E_D / B_D over the {len(checked)} points composed_bound checks (weight norm "
+            f"{row['weight_norm']}, seed {row['seed']}, m = {m}, {row['kind']} degrees, D = {D})",
+        arrays=arrays, params={"degrees": row["degrees"], "D": D, "m": m, "weight_norm": row["weight_norm"],
+                               "seed": row["seed"]},
+        stored={"measured": row["error"], "bound": row["bound"], "ratio": row["error"] / row["bound"],
+                "betas": row["betas"], "lipschitz": row["lipschitz"], "rounding_terms": row["rounding_terms"],
+                "tolerance": depth.composed_error_bound(row["rounding_terms"], row["lipschitz"]),
+                "tolerance_reason": "the rounding part of the run's own composed bound, sum_l rho_l prod_{l' > l} "
+                                    "(1 + Lambda_l'), rho_l Theorem 4.1's rounding term at layer l (a derived "
+                                    "allowance, composed like the bound)"})
 
 
 def _calibrate(s: Settings, key) -> list:
@@ -312,7 +353,7 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
                + ", ".join(f"{where[k] or 'beyond ' + str(s.depth)} (w={k})" for k in where))
     return Evaluation(calibrations, _conditions(s, rows), predictions, summary=summary, findings=findings,
                       measurements=rows, table=_table(s, rows),
-                      tested_range=f"m = 1 .. {max(s.ms())}, D = 1 .. {s.depth}")
+                      tested_range=f"m = 1 .. {max(s.ms())}, D = 1 .. {s.depth}", witness=_witness(s, key, rows))
 
 
 def _conditions(s: Settings, rows: list[dict]) -> list:
