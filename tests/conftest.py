@@ -111,3 +111,21 @@ def evaluation_of(record: dict, **changed_outcomes):
     return Evaluation([Calibration(**c) for c in r.calibrations], conditions, predictions,
                       asymptotic=[Asymptotic(**a) for a in r.asymptotic],
                       tested_range=r.paper_scope.removeprefix("up to "))
+
+
+def with_planted_fault(monkeypatch, fault_name: str):
+    """The module of the mutation runner's fault ``fault_name`` (verify.mutants.FAULTS), with that fault planted in its
+    exact text, as a fresh module (registered for the test's duration); the library's own module is untouched."""
+    import sys
+    import types
+
+    from verify import mutants
+
+    fault = next(f for f in mutants.FAULTS if f.name == fault_name)
+    source = (mutants.ROOT / fault.path).read_text()
+    assert source.count(fault.old) == 1
+    name = f"planted_{fault_name}"
+    module = types.ModuleType(name)
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up while the source runs
+    exec(compile(source.replace(fault.old, fault.new), name, "exec"), module.__dict__)
+    return module

@@ -184,19 +184,11 @@ def test_the_narrow_planted_fault_is_found_by_the_search_and_by_no_other_family(
     # ntkprefix/features.py here) exchanges two degree-g weights of one parity pattern, so every +-b instance (the
     # constructed family, the calibration's probe) sees the right kernel; the random family's entries are too spread
     # to expose it. The search must find a point beyond the bound; no random or constructed point may be beyond it.
-    import sys
-    import types
-
     from ntkprefix import features
-    from verify import mutants
+    from tests.conftest import with_planted_fault
     from verify.registry import RunOptions
 
-    fault = next(f for f in mutants.FAULTS if f.name == "taylor_weights_same_parity_swapped")
-    source = (mutants.ROOT / fault.path).read_text()
-    assert source.count(fault.old) == 1
-    faulty = types.ModuleType("faulty_features")
-    monkeypatch.setitem(sys.modules, "faulty_features", faulty)  # its dataclasses look their module up
-    exec(compile(source.replace(fault.old, fault.new), "faulty_features", "exec"), faulty.__dict__)
+    faulty = with_planted_fault(monkeypatch, "taylor_weights_same_parity_swapped")
     monkeypatch.setattr(features, "_monomial_plan", faulty._monomial_plan)
     jax.clear_caches()  # no compiled function may keep the right weights
     try:

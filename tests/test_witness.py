@@ -3,15 +3,14 @@
 faulty library does not, and the command line says which."""
 
 import json
-import sys
-import types
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ntkprefix import attention, bounds, features, reduction
-from verify import mutants, witness
+from tests.conftest import with_planted_fault
+from verify import witness
 from verify.__main__ import main
 
 
@@ -89,11 +88,7 @@ def test_a_changed_instance_does_not_agree():
 def test_the_replay_does_not_share_a_fault_of_the_library(monkeypatch):
     # the mutation runner's taylor_weights_same_parity_swapped (d >= 4, g >= 5) planted in the feature map: the
     # library's error moves, the replay's Taylor kernel (summed pair by pair) does not, so the witness disagrees
-    fault = next(f for f in mutants.FAULTS if f.name == "taylor_weights_same_parity_swapped")
-    source = (mutants.ROOT / fault.path).read_text()
-    faulty = types.ModuleType("faulty_features_w")
-    monkeypatch.setitem(sys.modules, "faulty_features_w", faulty)
-    exec(compile(source.replace(fault.old, fault.new), "faulty_features_w", "exec"), faulty.__dict__)
+    faulty = with_planted_fault(monkeypatch, "taylor_weights_same_parity_swapped")
     monkeypatch.setattr(features, "_monomial_plan", faulty._monomial_plan)
     w = library_witness(np.random.default_rng(6), L=3, d=4, d_v=3, m=6, g=8, b=1.7)
     r = witness.REPLAYS["attention_error"](w)
@@ -160,11 +155,7 @@ def test_a_deep_witness_from_a_faulty_lipschitz_bound_does_not_agree(monkeypatch
     # replay's Lambda_l (written out again from its definition) does not
     from ntkprefix import depth
 
-    fault = next(f for f in mutants.FAULTS if f.name == "depth_lipschitz_drops_value_term")
-    source = (mutants.ROOT / fault.path).read_text()
-    faulty = types.ModuleType("faulty_depth_w")
-    monkeypatch.setitem(sys.modules, "faulty_depth_w", faulty)
-    exec(compile(source.replace(fault.old, fault.new), "faulty_depth_w", "exec"), faulty.__dict__)
+    faulty = with_planted_fault(monkeypatch, "depth_lipschitz_drops_value_term")
     monkeypatch.setattr(depth, "attention_lipschitz_bound", faulty.attention_lipschitz_bound)
     assert not witness.REPLAYS["deep_error"](deep_witness()).agrees
 
