@@ -325,6 +325,8 @@ class WorstCase(NamedTuple):
       ascent_first_order: (len(radii),) ||DH[U]||_F for the ascent's field with unit columns (a first-order candidate).
       column_norms: (len(radii), 2) min and max over r of ||u_r|| / R of the ascent's displacement.
       H0_norm: ||H(W0)||_F.
+      displacements: with ``keep_displacements``, the ascent's displacement at each R (its value is ascent_values[i];
+        a witness of the search); None otherwise.
     """
 
     first_order: dict
@@ -338,11 +340,12 @@ class WorstCase(NamedTuple):
     ascent_first_order: np.ndarray
     column_norms: np.ndarray
     H0_norm: float
+    displacements: list | None = None  # per R, the ascent's displacement U (d, m), whose value is ascent_values
 
 
 def worst_case_search(
     W0: jax.Array, X: jax.Array, a: jax.Array, random_fields: jax.Array, radii, *, max_iterations: int = 40,
-    tolerance: float = 1e-7, ascent_steps: int = 3, sign_rounds: int = 1,
+    tolerance: float = 1e-7, ascent_steps: int = 3, sign_rounds: int = 1, keep_displacements: bool = False,
 ) -> WorstCase:
     """Estimate f(R) = sup over the product of R-balls of ||H(W0 + U) - H(W0)||_F from below, at every R  [derived].
 
@@ -357,6 +360,7 @@ def worst_case_search(
     Args:
       W0: (d, m). X: (n, d). a: (d_out, m). random_fields: (k, d, m), k >= 1 random fields (normalised here).
       radii: the radii R > 0.
+      keep_displacements: also return the ascent's displacement at every R (len(radii) arrays of W0's shape).
     """
     _check(W0, X, a)
     require(np.ndim(random_fields) == 3 and shape_of(random_fields)[1:] == shape_of(W0),
@@ -383,14 +387,17 @@ def worst_case_search(
     values = np.zeros((len(radii), len(DIRECTIONS)))
     ascent, improved, ascent_first, column_norms = (np.zeros(len(radii)), np.zeros(len(radii), int),
                                                     np.zeros(len(radii)), np.zeros((len(radii), 2)))
+    kept = [] if keep_displacements else None
     for i, R in enumerate(radii):
         values[i] = [float(_change_jit(W0, X, a, R * fields[name], H0)) for name in DIRECTIONS]
         best = DIRECTIONS[int(np.argmax(values[i]))]
         ascent[i], U, improved[i] = projected_gradient_ascent(W0, X, a, R * fields[best], R, steps=ascent_steps, H0=H0)
         ascent_first[i] = float(_first_order_value(W0, X, a, U))  # unit_columns(U) is feasible for the unit balls
         column_norms[i] = [float(x) for x in _column_norm_range(U, R)]
+        if kept is not None:
+            kept.append(U)
     return WorstCase(first_order, k, {name: v[0] for name, v in ascents.items()}, best_start, iterations, values,
-                     ascent, improved, ascent_first, column_norms, float(jnp.linalg.norm(H0)))
+                     ascent, improved, ascent_first, column_norms, float(jnp.linalg.norm(H0)), kept)
 
 
 def majorant(W0: jax.Array, X: jax.Array, d_out: int) -> float:

@@ -160,8 +160,44 @@ def test_a_deep_witness_from_a_faulty_lipschitz_bound_does_not_agree(monkeypatch
     assert not witness.REPLAYS["deep_error"](deep_witness()).agrees
 
 
+def lemma_witness():
+    """A lem3_1 witness from the check's own search on a non-degenerate instance (n = 5 > d = 3, d_out = 2,
+    sigma = 1.5, m = 64): the displacement closest to the derived bound over three radii."""
+    import dataclasses
+
+    import jax
+
+    from ntkprefix import model, perturbation, sampling
+    from verify.checks import lem3_1
+
+    s = dataclasses.replace(lem3_1.settings(True), n=5, d=3, d_out=2, sigma=1.5, restarts=1)
+    key = jax.random.PRNGKey(11)
+    X, _ = sampling.section3_data(jax.random.fold_in(key, 0), n=s.n, d=s.d, d_out=s.d_out)
+    W0 = model.init_prefix_weights(jax.random.fold_in(key, 1), s.d, 64, s.sigma)
+    a = model.random_signs(jax.random.fold_in(key, 2), s.d_out, 64)
+    U = jax.random.normal(jax.random.fold_in(key, 3), (1 + s.restarts, s.d, 64))
+    closest = {}
+    lem3_1._worst_case(s, X, W0, a, U, [1e-4, 3e-3, 9e-3], perturbation.majorant_limit(X, s.sigma, s.d_out), closest)
+    closest.update(m=64, seed=0)
+    return lem3_1._witness(s, X, closest)
+
+
+def test_a_lemma_witness_replays_in_agreement_and_bites():
+    w = lemma_witness()
+    assert w.arrays["W0"].shape == (3, 64) and w.arrays["a"].shape == (2, 64) and w.arrays["X"].shape == (5, 3)
+    r = witness.REPLAYS["ntk_change"](w)
+    assert r.agrees, r.lines
+    assert r.measured <= r.bound
+    tol = w.stored["tolerance"]
+    for offset, agrees in ((0.9 * tol, True), (1.1 * tol, False)):
+        moved = witness.Witness(**{**vars(w), "stored": {**w.stored, "measured": r.measured + offset}})
+        assert witness.REPLAYS["ntk_change"](moved).agrees is agrees
+    outside = witness.Witness(**{**vars(w), "arrays": {**w.arrays, "U": 1.01 * w.arrays["U"]}})
+    assert not witness.REPLAYS["ntk_change"](outside).agrees  # outside the balls, and its change moved
+
+
 #: The claims whose check writes a witness (issue 17: the others are still to come).
-WITNESSED = {"thm4_1", "depth"}
+WITNESSED = {"thm4_1", "depth", "lem3_1"}
 
 
 def test_every_witness_of_the_quick_run_replays_in_agreement(quick_all):

@@ -270,8 +270,50 @@ def _deep_error_exact(w: Witness, mpmath) -> Replay:
     return Replay(measured, bound, agrees, lines)
 
 
+def _ntk_change(w: Witness) -> Replay:
+    """Lemma 3.1's change ||H(W0 + U) - H(W0)||_F on one displacement, with H = J J^T / m and J = dF/dW by
+    jax.jacobian of the model F(W)_i = c_m softmax(x_i^T W) a^T written out here (not the library's closed form of
+    the kernel, nor its model); the derived bound 5 (e^{4R} - 1) A(W0), A = d_out ||(|X X^T|) o (m S S^T)||_F, with
+    the softmax in numpy; and whether U lies in the product of R-balls (every column ||u_r|| <= R)."""
+    import jax
+    import jax.numpy as jnp
+
+    X, W0, a, U = (w.arrays[n] for n in ("X", "W0", "a", "U"))
+    R, c = float(w.params["R"]), float(w.params["output_scale"])
+    m = W0.shape[1]
+
+    def model(W):
+        z = jnp.asarray(X) @ W
+        e = jnp.exp(z - jax.lax.stop_gradient(z.max(axis=1, keepdims=True)))
+        return c * (e / e.sum(axis=1, keepdims=True)) @ jnp.asarray(a).T  # (n, d_out)
+
+    def kernel(W):
+        J = jax.jacobian(model)(jnp.asarray(W)).reshape(X.shape[0] * a.shape[0], -1)
+        return np.asarray(J @ J.T) / m
+
+    change = float(np.linalg.norm(kernel(W0 + U) - kernel(W0)))
+    z = X @ W0
+    S = np.exp(z - z.max(axis=1, keepdims=True))
+    S /= S.sum(axis=1, keepdims=True)
+    A = a.shape[0] * float(np.linalg.norm(np.abs(X @ X.T) * (m * S @ S.T)))
+    bound = 5 * math.expm1(4 * R) * A
+    widest = float(np.linalg.norm(U, axis=0).max())
+    stored, tolerance = float(w.stored["measured"]), float(w.stored["tolerance"])
+    lines = [
+        f"displacement: largest column norm {widest:.6g} against R = {R:g} (inside the balls: {widest <= R * (1 + 1e-12)})",
+        f"change, jax.jacobian of the model written out: {change:.6g}; stored (the library's closed form): {stored:.6g}; "
+        f"|difference| {abs(change - stored):.3g}, tolerance {tolerance:.3g} ({w.stored['tolerance_reason']})",
+        f"bound 5 (e^(4R) - 1) A(W0): A = {A:.6g} (stored {w.stored['majorant']:.6g}), bound {bound:.6g} (stored "
+        f"{w.stored['bound']:.6g}); change / bound = {change / bound:.4g} (stored {w.stored['ratio']:.4g})",
+    ]
+    agrees = (abs(change - stored) <= tolerance and math.isclose(bound, float(w.stored["bound"]), rel_tol=1e-9)
+              and widest <= R * (1 + 1e-12))
+    return Replay(change, bound, agrees, lines)
+
+
 #: The replay route of each witness kind.
-REPLAYS: dict[str, Callable[[Witness], Replay]] = {"attention_error": _attention_error, "deep_error": _deep_error}
+REPLAYS: dict[str, Callable[[Witness], Replay]] = {"attention_error": _attention_error, "deep_error": _deep_error,
+                                                   "ntk_change": _ntk_change}
 
 
 def replay(path: Path) -> tuple[Witness, Replay]:
@@ -293,6 +335,9 @@ def main(argv: list[str]) -> int:
                                      description="re-evaluate a witness by an independent route (mpmath)")
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a <claim>.witness.npz")
     args = parser.parse_args(argv)
+    from verify import jax_setup
+
+    jax_setup.configure()  # float64 for the routes that use jax (the lem3_1 kernel's Jacobian)
     status, here = 0, package_versions()
     for path in args.files:
         try:
