@@ -54,6 +54,15 @@ def test_all_with_controls_writes_results_and_report(quick_all):
         assert f"![{claim['id']}]({claim['id']}.png)" in text
         for p in claim["predictions"]:
             assert f"`{p['name']}`" in text
+    # issue 17: per claim with a "for every input" bound, the instance families tried and the worst ratio each reached,
+    # and the witness with its replay command
+    for claim in (c for c in data["claims"] if c["id"] in ("thm4_1", "depth", "lem3_1")):
+        families = claim["findings"]["instance_families"]["families"]
+        assert families and all(f["points"] > 0 and f["worst_ratio"] > 0 for f in families.values())
+        ratio = claim["findings"]["instance_families"]["ratio"]
+        line = next(x for x in text.split("\n\n") if x.startswith("**Instance families**") and ratio in x)
+        assert all(f"{name} " in line for name in families)
+        assert f"python -m verify replay {claim['id']}.witness.npz" in text
 
 
 def test_one_verdict_vocabulary_and_no_word_that_judges_the_paper_unasked():

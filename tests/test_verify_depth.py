@@ -134,8 +134,29 @@ def test_schedule_is_fixed_by_the_conditions_alone():
 def test_settings_are_validated_and_reproducible():
     with pytest.raises(SettingsError):
         verify.run("depth", quick=True, schedule_weight_norm=0.7)
-    small = dict(max_log2_m=4, weight_norms=(0.5,), grid_degrees=(2,), min_checked=1, schedule_min_m=4)
+    with pytest.raises(SettingsError, match="search_m = 0"):  # the search's weight norm must be one of the norms
+        verify.run("depth", quick=True, weight_norms=(0.5,))
+    small = dict(max_log2_m=4, weight_norms=(0.5,), grid_degrees=(2,), min_checked=1, schedule_min_m=4, search_m=4,
+                 search_weight_norm=0.5, search_degree=2, search_starts=2, search_steps=3)
     a, b = (verify.run("depth", quick=True, seed=3, **small).to_dict() for _ in range(2))
     for r in (a, b):
         r.pop("wall_time_s")
     assert a == b
+
+
+def test_the_searched_instance_is_in_the_box_and_measured_like_the_others(runs):
+    # Issue 17: E_D maximised over X and the prefixes in the box; the point found is measured at its own m, judged
+    # against B_D like every other point (the test above checks every row against its bound), and each kind of start
+    # records what the ascent reached from it
+    s = depth_check.settings(True)
+    rows = [r for r in json.loads((runs[0] / "depth.json").read_text())["measurements"] if r["family"] == "searched"]
+    assert rows and {r["m"] for r in rows} == {s.search_m} and {r["weight_norm"] for r in rows} == {s.search_weight_norm}
+    assert all(max(r["X"], r["P"]) <= s.entry_bound * (1 + 1e-12) for r in rows)
+    by_start = rows[0]["search"]
+    assert set(by_start) == {"measured", "uniform", "corner"}
+    assert all(v["ascent"] >= v["start"] for v in by_start.values())
+    # the error the search reports is the one measured on its instance (D = depth, search_degree at every layer)
+    found = next(r for r in rows if r["D"] == s.depth and r["kind"] == "grid" and r["g"] == s.search_degree)
+    assert found["error"] == pytest.approx(max(v["ascent"] for v in by_start.values()), rel=1e-9)
+    families = runs[1][None]["findings"]["instance_families"]["families"]
+    assert set(families) == {"random", "searched"} and families["searched"]["points"] > 0

@@ -144,7 +144,8 @@ def test_schedule_is_fixed_by_the_conditions_alone():
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
     assert_reproducible("thm4_1", (7, 8), max_log2_m=6, extreme_max_log2_m=6, d_log_m_max_log2_m=6,
-                        b_growing_max_log2_m=4, random_seeds=1, extreme_seeds=1, grid_degrees=(1, 3), min_checked=1)
+                        b_growing_max_log2_m=4, random_seeds=1, extreme_seeds=1, grid_degrees=(1, 3), min_checked=1,
+                        search_log2_ms=(4,), search_starts=2, search_steps=5)  # a small search: reproducible too
 
 
 def test_the_searched_family_is_measured_like_the_others_and_says_what_each_start_reached(quick_all):

@@ -136,7 +136,7 @@ def deep_witness(**small):
     from verify.checks import depth as depth_check
 
     s = dataclasses.replace(depth_check.settings(True), depth=3, max_log2_m=3, weight_norms=(2.0,),
-                            schedule_weight_norm=2.0, grid_degrees=(4,), schedule_min_m=10**6, **small)
+                            schedule_weight_norm=2.0, grid_degrees=(4,), schedule_min_m=10**6, search_m=0, **small)
     key = jax.random.PRNGKey(3)
     rows = [r for r in depth_check._measure(s, key) if r["D"] == 3 and r["m"] == 8 and not r["vacuous"]]
     return depth_check._witness(s, key, rows)

@@ -137,6 +137,11 @@ def write_report(results: list[Result], out_dir: Path, *, controls: list[Result]
         for side in r["side_reports"]:
             detail = ", ".join(f"{k} {format_number(v)}" for k, v in side.items() if k not in ("name", "verdict", "reason"))
             parts += [f"Beside the claim: {side['name']}: *{side['verdict']}* ({side['reason']}); {detail}", ""]
+        families = r["findings"].get("instance_families")
+        if families:
+            parts += ["**Instance families** (worst " + families["ratio"] + "): " + "; ".join(
+                f"{name} {format_number(f['worst_ratio'])} over {f['points']} points ({f['how']})"
+                for name, f in families["families"].items()), ""]
         if r.get("witness"):
             w = r["witness"]
             parts += [f"**Witness** (`{Path(w['file']).name}`; replay: `python -m verify replay {Path(w['file']).name}`): "

@@ -48,6 +48,14 @@ Reported beside (findings, deciding nothing): where the one-layer theory stops d
 norm and D, the slack B_D / E_D, the composed amplification prod (1 + Lambda) against the measured one E_D / E_1,
 the share of vacuous bounds, and the first D at which the composed bound is vacuous or looser than slack_limit.
 
+Searched family (issue 17): E_D at D = depth maximised over X and every layer's prefix P in the box (weights fixed,
+w = search_weight_norm, degree search_degree at every layer, m = search_m) by verify.search.box_ascent from a
+measured instance and search_starts random starts; the objective is E_D, not E_D / B_D. The point found is measured
+at its m like every other and enters composed_bound. Quick, seed 0: the search raises E_4 at (m = 16, w = 2, g = 4)
+from 1.0e-5 (the measured instance) to 5.1, where B_4 is vacuous (a layer's Taylor error eps >= 1): no point
+contradicts the composed bound, and the random instances leave most of the box's error unexplored. Among the
+searched points with a non-vacuous bound the worst E_D / B_D is 0.042 (random family: 0.048).
+
 Witness (issue 17): the point with the largest E_D / B_D is written as depth.witness.npz (X and the first D layers'
 weights and projected prefixes); ``python -m verify replay`` recomputes both stacks in mpmath and B_D with
 Lambda_l written out again from its definition (verify.witness). Quick, seed 0: D = 1, m = 1, E_D / B_D = 0.048.
@@ -72,8 +80,8 @@ import numpy as np
 
 from ntkprefix import bounds, depth, features, sampling
 from ntkprefix.attention import Projected
-from ntkprefix.reduction import accumulate_prefix, empty_prefix_sums
-from verify import instruments, plotting
+from ntkprefix.reduction import accumulate_prefix, empty_prefix_sums, reduce_prefix
+from verify import instruments, plotting, search
 from verify.witness import Witness
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
@@ -91,12 +99,12 @@ CONTROLS = {
         "X and every prefix with entries b m^(1/2), far outside o(sqrt(log m)); the degree schedule still for b: the "
         "exact stack leaves the a-priori bounds the schedule is built from (deep_polynomial_error, a sanity check, "
         "fails too)",
-        {"entry_growth": 0.5},
+        {"entry_growth": 0.5, "search_m": 0},
         breaks=("a_priori_bounds_hold",),
     ),
     "shared_reduction": Control(
         "every layer's NTK-Attention is given layer 1's (Z, k) (a wiring fault of a deep model)",
-        {"shared_reduction": True},
+        {"shared_reduction": True, "search_m": 0},
         breaks=("composed_bound",),
         kind="planted fault",
     ),
@@ -130,12 +138,24 @@ class Settings:
     lipschitz_probes: int = knob(8, "random perturbations per layer in the Lipschitz calibration")
     entry_growth: float = knob(0.0, "entries b m^growth; > 0 is the large_entries control")
     shared_reduction: bool = knob(False, "give every layer layer 1's (Z, k) (the shared_reduction planted fault)")
+    search_m: int = knob(16, "the searched family (issue 17): prefix length of the searched instance (0: no search)")
+    search_weight_norm: float = knob(2.0, "the searched family's weight norm (one of weight_norms; its composed bound "
+                                          "is not vacuous at the search's degree)")
+    search_degree: int = knob(4, "the searched family's degree at every layer (one of grid_degrees)")
+    search_starts: int = knob(4, "random starts of the search beside the measured instance (half uniform, half corners)")
+    search_steps: int = knob(20, "ascent iterations per start")
 
     def __post_init__(self):
         if self.d < 1 or self.L < 1 or self.depth < 1 or self.max_log2_m < 2 or self.seeds < 1:
             raise ValueError("need d, L, depth, seeds >= 1 and max_log2_m >= 2")
         if self.schedule_weight_norm not in self.weight_norms:
             raise ValueError(f"schedule_weight_norm {self.schedule_weight_norm} must be one of {self.weight_norms}")
+        if self.search_m < 0 or (self.search_m > 0 and (self.search_weight_norm not in self.weight_norms
+                                                        or self.search_degree not in self.grid_degrees)):
+            raise ValueError(f"need search_m >= 0, and with a search (search_m > 0) search_weight_norm in "
+                             f"{self.weight_norms} and search_degree in {self.grid_degrees}; got search_m = "
+                             f"{self.search_m}, search_weight_norm = {self.search_weight_norm}, search_degree = "
+                             f"{self.search_degree} (set them, or search_m = 0 for no search)")
 
     def ms(self) -> list[int]:
         return [2**i for i in range(self.max_log2_m + 1)]
@@ -195,11 +215,14 @@ def _one_layer_bound(layer: depth.PrefixLayer, Y, g: int, m: int, s: Settings) -
                                     d=s.d)
 
 
-def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
-    """One growing D-layer instance measured at every m: the exact stack, and the NTK stack at every degree set."""
-    ms = s.ms()
-    inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=ms[-1], depth=s.depth, weight_norm=w,
-                                               entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
+def _measure_instance(s: Settings, w: float, seed: int, key, *, inst: sampling.DeepInstance | None = None,
+                      family: str = "random") -> list[dict]:
+    """One growing D-layer instance measured at every m: the exact stack, and the NTK stack at every degree set.
+    ``inst`` (the searched family): that instance, measured at its own m only."""
+    ms = s.ms() if inst is None else [inst.P.shape[1]]
+    if inst is None:
+        inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=ms[-1], depth=s.depth, weight_norm=w,
+                                                   entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
     schedule = ({m: s.scheduled_degrees(m) for m in ms if m >= s.schedule_min_m}
                 if w == s.schedule_weight_norm else {})
     top = [max([*s.grid_degrees, *(g[l] for g in schedule.values())]) for l in range(s.depth)]
@@ -245,7 +268,7 @@ def _measure_instance(s: Settings, w: float, seed: int, key) -> list[dict]:
                 error = float(np.max(np.abs(ntk[D] - exact[D])))
                 bound = depth.composed_error_bound(betas[:D], lams[:D])
                 rows.append({
-                    "weight_norm": w, "seed": seed, "m": m, "kind": kind, "g": degrees[0] if kind == "grid" else None,
+                    "family": family, "weight_norm": w, "seed": seed, "m": m, "kind": kind, "g": degrees[0] if kind == "grid" else None,
                     "degrees": list(degrees[:D]), "D": D, "error": error if math.isfinite(error) else math.inf,
                     "first_layer_error": float(np.max(np.abs(ntk[1] - exact[1]))),
                     "local_errors": [float(e) for e in local[:D]], "betas": betas[:D], "lipschitz": lams[:D],
@@ -264,15 +287,50 @@ def _instance_key(s: Settings, key, w: float, seed: int):
     return jax.random.fold_in(jax.random.fold_in(key, s.weight_norms.index(w)), seed)
 
 
-def _measure(s: Settings, key) -> list[dict]:
+def _measure(s: Settings, key, instances: dict | None = None) -> list[dict]:
+    """Every weight norm's seeds, growing in m, and the searched instance (kept in ``instances["searched"]``)."""
     rows = []
     for w in s.weight_norms:
         for seed in range(s.seeds):
             rows += _measure_instance(s, w, seed, _instance_key(s, key, w, seed))
+    if s.search_m > 0:
+        found, by_start = _search(s, jax.random.fold_in(key, 7919))
+        if instances is not None:
+            instances["searched"] = found
+        rows += [dict(r, search=by_start) for r in _measure_instance(s, s.search_weight_norm, 0, None, inst=found,
+                                                                     family="searched")]
     return rows
 
 
-def _witness(s: Settings, key, rows: list[dict]) -> Witness | None:
+def _search(s: Settings, key) -> tuple[sampling.DeepInstance, dict]:
+    """The searched family (issue 17): E_D at D = depth (search_degree at every layer) maximised over X and every
+    layer's prefix P with entries in [-b, b], the weights fixed (those of a measured instance at search_weight_norm),
+    by verify.search.box_ascent from that instance's first search_m rows and search_starts random starts. The
+    objective is E_D itself, not E_D / B_D (B_D's Lipschitz constants are not differentiated here): the point found
+    is then measured, and judged against B_D, like every other."""
+    inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=s.search_m, depth=s.depth,
+                                               weight_norm=s.search_weight_norm, entry_bound=s.entry_bound,
+                                               prefix_offset=s.prefix_offset))
+    phi = features.taylor_feature_map(s.d, s.search_degree)
+    W = [(jnp.asarray(inst.W_Q[l]), jnp.asarray(inst.W_K[l]), jnp.asarray(inst.W_V[l])) for l in range(s.depth)]
+
+    def deep_error(p):
+        layers = [depth.PrefixLayer(W_Q, W_K, W_V, p["P"][l] @ W_K, p["P"][l] @ W_V) for l, (W_Q, W_K, W_V) in enumerate(W)]
+        exact = depth.deep_prefix_attention(p["X"], layers)
+        sums = [reduce_prefix(lay.K_P, lay.V_P, phi) for lay in layers]
+        ntk, _ = depth.deep_ntk_attention(p["X"], layers, sums, [phi] * s.depth)
+        return jnp.max(jnp.abs(ntk[-1] - exact[-1]))
+
+    shapes = {"X": inst.X.shape, "P": inst.P.shape}
+    starts = [search.Start("measured", {"X": inst.X, "P": inst.P})] + search.random_starts(
+        jax.random.fold_in(key, 1), shapes, s.entry_bound, uniform=s.search_starts // 2,
+        corners=s.search_starts - s.search_starts // 2)
+    record = search.box_ascent(deep_error, starts, bound=s.entry_bound, steps=s.search_steps)
+    best = record.best_params
+    return sampling.DeepInstance(best["X"], inst.W_Q, inst.W_K, inst.W_V, best["P"]), record.best_by_label()
+
+
+def _witness(s: Settings, key, rows: list[dict], instances: dict | None = None) -> Witness | None:
     """The point closest to failing composed_bound (the largest E_D / B_D over the checked points), rebuilt from its
     instance's key: X and the first D layers' weights and projected prefixes at its m, scaled as measured."""
     checked = [r for r in rows if not r["vacuous"]]
@@ -280,9 +338,12 @@ def _witness(s: Settings, key, rows: list[dict]) -> Witness | None:
         return None
     row = max(checked, key=lambda r: r["error"] / r["bound"])
     m, D = row["m"], row["D"]
-    inst = _host(sampling.deep_prefix_instance(_instance_key(s, key, row["weight_norm"], row["seed"]), d=s.d, L=s.L,
-                                               m=s.ms()[-1], depth=s.depth, weight_norm=row["weight_norm"],
-                                               entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
+    if row["family"] == "searched":
+        inst = instances["searched"]
+    else:
+        inst = _host(sampling.deep_prefix_instance(_instance_key(s, key, row["weight_norm"], row["seed"]), d=s.d,
+                                                   L=s.L, m=s.ms()[-1], depth=s.depth, weight_norm=row["weight_norm"],
+                                                   entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
     layers = _layers(inst, m, row["entry_scale"])[:D]
     arrays = {"X": inst.X * row["entry_scale"], **{name: np.stack([getattr(lay, name) for lay in layers])
                                                    for name in ("W_Q", "W_K", "W_V", "K_P", "V_P")}}
@@ -290,7 +351,7 @@ def _witness(s: Settings, key, rows: list[dict]) -> Witness | None:
         claim="depth", kind="deep_error",
         quantity=f"E_D = max |NTK stack - exact stack| after D = {D} residual prefix-attention layers (degrees "
                  f"{row['degrees']})",
-        why=f"the largest E_D / B_D over the {len(checked)} points composed_bound checks (weight norm "
+        why=f"the largest E_D / B_D over the {len(checked)} points composed_bound checks ({row['family']} family, weight norm "
             f"{row['weight_norm']}, seed {row['seed']}, m = {m}, {row['kind']} degrees, D = {D})",
         arrays=arrays, params={"degrees": row["degrees"], "D": D, "m": m, "weight_norm": row["weight_norm"],
                                "seed": row["seed"]},
@@ -343,7 +404,8 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     calibrations = _calibrate(s, jax.random.fold_in(key, 999))
     if not all(c.met for c in calibrations):
         return Evaluation.instrument_error(calibrations)
-    rows = _measure(s, key)
+    instances = {}
+    rows = _measure(s, key, instances)
     predictions, findings = _predictions(s, rows)
     by = {p.name: p for p in predictions}
     where = findings["stops_describing_at_depth"]
@@ -353,7 +415,8 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
                + ", ".join(f"{where[k] or 'beyond ' + str(s.depth)} (w={k})" for k in where))
     return Evaluation(calibrations, _conditions(s, rows), predictions, summary=summary, findings=findings,
                       measurements=rows, table=_table(s, rows),
-                      tested_range=f"m = 1 .. {max(s.ms())}, D = 1 .. {s.depth}", witness=_witness(s, key, rows))
+                      tested_range=f"m = 1 .. {max(s.ms())}, D = 1 .. {s.depth}",
+                      witness=_witness(s, key, rows, instances))
 
 
 def _conditions(s: Settings, rows: list[dict]) -> list:
@@ -412,6 +475,17 @@ def _predictions(s: Settings, rows: list[dict]) -> tuple[list, dict]:
                                free_choices=(f"constant = {s.constant:g}", f"rate = {s.rate:g}",
                                              f"schedule_min_m = {s.schedule_min_m}")))
     findings = {"worst_error_over_bound": max((r["error"] / r["bound"] for r in checked), default=math.nan),
+                "instance_families": {
+                    "ratio": "E_D / B_D (composed_bound)",
+                    "families": {family: {"worst_ratio": max((r["error"] / r["bound"] for r in checked
+                                                              if r["family"] == family), default=math.nan),
+                                          "points": sum(r["family"] == family for r in checked), "how": how}
+                                 for family, how in (
+                                     ("random", "coherent prefixes, weights of norm w exactly"),
+                                     ("searched", f"E_D maximised over X and the prefixes in the box (m = "
+                                                  f"{s.search_m}, w = {s.search_weight_norm}, g = {s.search_degree}; "
+                                                  "the objective is E_D, not E_D / B_D)"))
+                                 if s.search_m > 0 or family == "random"}},
                 "deep_polynomial_error_slack": 1 / ratio if ratio > 0 else math.inf,
                 "worst_schedule_point": {k: worst[k] for k in ("weight_norm", "seed", "m", "D", "degrees", "error",
                                                                "predicted")},
@@ -434,7 +508,8 @@ def _depth_findings(s: Settings, rows: list[dict]) -> dict:
         stops[str(w)] = None
         one_layer_slack = math.nan
         for D in range(1, s.depth + 1):
-            sel = [r for r in rows if r["weight_norm"] == w and r["D"] == D and r["kind"] == "grid" and r["m"] >= 2]
+            sel = [r for r in rows if r["weight_norm"] == w and r["D"] == D and r["kind"] == "grid" and r["m"] >= 2
+                   and r["family"] == "random"]  # the growing prefixes; the searched instance is one point apart
             informative = [r for r in sel if r["error"] > s.noise_floor]
             vacuous = sum(r["vacuous"] for r in sel) / max(len(sel), 1)
             slack = _median([r["bound"] / r["error"] for r in informative if not r["vacuous"]])
@@ -462,7 +537,7 @@ def _table(s: Settings, rows: list[dict]) -> dict:
     for key, v in _depth_findings(s, rows)["by_weight_norm_and_depth"].items():
         w, D = key.split(" ")
         sel = [r for r in rows if f"w={r['weight_norm']}" == w and f"D={r['D']}" == D and r["kind"] == "grid"
-               and r["g"] == 2 and r["m"] >= 2]
+               and r["g"] == 2 and r["m"] >= 2 and r["family"] == "random"]
         out.append([w[2:], D[2:], _median([r["error"] for r in sel]), _median([r["bound"] for r in sel]),
                     v["median_slack"], v["slack_over_one_layer_slack"], v["median_amplification_bound"],
                     v["median_error_over_sum_of_local"], v["vacuous_share"], v["max_input_entry_last_layer"]])

@@ -480,6 +480,16 @@ def _judge(s: Settings, X, sup_rows, concentration, calibrations, lam_inf, A_inf
         "template_K": template_K, "template_form": "R (n d)^1 exp(10 B) [template placeholders]",
         "K_over_template_K": worst["sup_over_R"] / template_K,
         "K_over_derived_bound_largest": max(r["sup"] / r["derived_bound"] for r in sup_rows),
+        "instance_families": {
+            "ratio": "change / the derived bound 5 (e^{4R} - 1) A(W(0)) (derived_bound_holds)",
+            "families": {name: {"worst_ratio": max(max(r[f] for f in fields) * r["R"] / r["derived_bound"]
+                                                   for r in sup_rows),
+                                "points": len(sup_rows), "how": how}
+                         for name, fields, how in (
+                             ("random", ("random_over_R",), "a random direction field"),
+                             ("constructed", ("data_aligned_over_R", "signs_chosen_over_R"),
+                              "data-aligned fields, and with the signs chosen"),
+                             ("searched", ("sup_over_R",), "first-order ascent with restarts, then projected ascent"))}},
         "A_inf": A_inf, "lemma_K_at_smallest_R": s.lemma_margin * perturbation.change_bound(min(s.radii), A_inf) / min(s.radii),
         "probability": {"held": len(held), "seeds": len(at_max), "one_sided_bounds_95": [low, high], "m": m_max,
                         "target": 1 - s.delta},

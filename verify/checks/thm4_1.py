@@ -759,6 +759,14 @@ def _predictions(s: Settings, rows: list[dict]) -> tuple[list, dict]:
                 "points_exceeding_bound_by_family": {
                     family: sum(r["family"] == family for r in exceeded) for family in (*FAMILIES, SEARCHED)},
                 "search": _search_findings(s, checked),
+                "instance_families": {
+                    "ratio": "error / the rigorous bound (rigorous_bound)",
+                    "families": {family: {"worst_ratio": max((r["error"] / r["bound"] for r in checked
+                                                              if r["family"] == family), default=math.nan),
+                                          "points": sum(r["family"] == family for r in checked), "how": how}
+                                 for family, how in (("random", "growing prefixes, entries attaining b"),
+                                                     ("extreme", "constructed: every entry +-b (sampling)"),
+                                                     (SEARCHED, "searched: sign-gradient ascent in the box"))}},
                 "points_exceeding_bound": len(exceeded), "points_checked": len(checked),
                 "points_not_checked_vacuous_bound": len(vacuous), "error_rate_in_m": {}}
     sensitivity = _sensitivity(s)
