@@ -113,6 +113,8 @@ def test_the_command_line_replays_and_says_whether_each_witness_agrees(tmp_path,
 
 
 def test_files_that_are_not_witnesses_are_usage_errors(tmp_path, capsys):
+    assert main(["replay"]) == 2  # no file
+    assert "required: FILE" in capsys.readouterr().err
     (tmp_path / "x.npz").write_bytes(b"not a zip")
     assert main(["replay", str(tmp_path / "x.npz")]) == 2
     assert "not a witness file" in capsys.readouterr().err

@@ -152,7 +152,10 @@ def _run_one(claim, options, out: Path):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m verify", description="Verify the claims of arXiv 2406.14036.")
+    parser = argparse.ArgumentParser(
+        prog="python -m verify", description="Verify the claims of arXiv 2406.14036.",
+        epilog="python -m verify replay FILE [FILE ...]: re-evaluate the witness a run wrote (<claim>.witness.npz) by an "
+               "independent route and say whether it agrees with the stored result (exit 0, or 1).")
     parser.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (see --list)")
     parser.add_argument("--list", action="store_true", help="list the claims and their negative controls")
     parser.add_argument("--all", action="store_true",

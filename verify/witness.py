@@ -332,9 +332,13 @@ def main(argv: list[str]) -> int:
     from verify.result import package_versions
 
     parser = argparse.ArgumentParser(prog="python -m verify replay",
-                                     description="re-evaluate a witness by an independent route (mpmath)")
+                                     description="re-evaluate a witness by a route independent of the library's "
+                                                 "algorithms (verify.witness.REPLAYS)")
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a <claim>.witness.npz")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a usage error (2) or --help (0), returned like python -m verify's own
+        return int(exit_.code or 0)
     from verify import jax_setup
 
     jax_setup.configure()  # float64 for the routes that use jax (the lem3_1 kernel's Jacobian)
