@@ -114,3 +114,10 @@ def test_per_run_compute_slopes_by_hand():
     assert slopes[3]["fits"]["from_start"]["slope"] < 0 < slopes[3]["fits"]["over_levels"]["ci95"][0] == slopes[3]["ci95"][0]
     assert slopes[1]["slope"] == math.inf
     assert "slope" not in slopes[2]  # two levels: no t-interval can be formed
+    # an exactly constant run (its loss never moves) has no t-interval: nan, and a nan survives the maximum over runs
+    # wherever it comes (Python's max drops a nan that does not come first)
+    flat = prop3_3._compute_slopes([{"m": 8, "seed": 1, "compute": c, "log_loss_ratio": 0.0} for c in C], np.zeros(4, int))
+    assert math.isnan(flat[0]["ci95"][0]) and math.isnan(flat[0]["ci95"][1])
+    for order in ([slopes[0]["ci95"][1], flat[0]["ci95"][1]], [flat[0]["ci95"][1], slopes[0]["ci95"][1]]):
+        assert math.isnan(prop3_3._max_keeping_nan(order))
+    assert prop3_3._max_keeping_nan([-2.0, 1.0, -0.5]) == 1.0

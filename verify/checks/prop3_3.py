@@ -48,10 +48,12 @@ Prediction of the paper's statement:
                            larger of the two; its interval: the larger lower end, the larger upper end). Measured:
                            the largest slope over runs, with the interval (max of the runs' lower ends, max of their
                            upper ends): met iff every run's upper end <= 0 (verify.verdict.at_most), failed iff some
-                           run's lower end > 0. A run whose loss is not finite has slope +inf. Known gap (review,
-                           issue 16): a run whose loss is exactly constant gets a nan interval from scipy, which the
-                           max over runs drops unless it comes first; the 95% level and the trend reading of "falls"
-                           are the project's choices.
+                           run's lower end > 0. A run whose loss is not finite has slope +inf. A run whose loss is
+                           exactly constant has no t-interval (scipy: a nan standard error); the maxima keep the nan
+                           (_max_keeping_nan: Python's max would drop it unless it came first, and let the other runs
+                           decide), so the prediction is then inconclusive, never met. Known gaps (review, issue 16):
+                           met is "upper end <= 0", not strict; a trend, not monotonicity; the 95% level and the trend
+                           reading of "falls" are the project's choices.
 Readings of the derived law [derived reading], each naming its free choices:
   exponent_across_runs     log(L/L0) - log p_1 = -k x' fitted through the origin over every run, at the compute levels
                            where the slowest mode carries >= slow_share_min = 90% of the law (decided at
@@ -232,6 +234,14 @@ def _origin_fit(x: np.ndarray, z: np.ndarray) -> dict:
     return {"slope": slope, "stderr": stderr, "points": int(len(x))}
 
 
+def _max_keeping_nan(values) -> float:
+    """The largest value, or nan if any is nan: Python's max drops a nan unless it comes first, so a run without an
+    interval (an exactly constant log(L/L0): scipy's linregress gives a nan standard error) could vanish from the
+    maximum over runs and let the others decide; with it, the maximum is unknown and the prediction inconclusive."""
+    values = [float(v) for v in values]
+    return math.nan if any(math.isnan(v) for v in values) else max(values)
+
+
 def _compute_slopes(rows: list[dict], run_id: np.ndarray) -> dict:
     """Each run's least-squares slope of log(L/L0) against raw compute C, with its two-sided 95% Student-t interval,
     fitted twice: over ALL its compute levels, and from its start (C = 0, where log(L/L0) = 0) over the same levels.
@@ -257,8 +267,9 @@ def _compute_slopes(rows: list[dict], run_id: np.ndarray) -> dict:
                 fit = stats.linregress(x, z)
                 half = float(stats.t.ppf(0.975, len(x) - 2) * fit.stderr)
                 fits[label] = {"slope": float(fit.slope), "ci95": [float(fit.slope - half), float(fit.slope + half)]}
-            entry.update({"slope": max(f["slope"] for f in fits.values()),
-                          "ci95": [max(f["ci95"][0] for f in fits.values()), max(f["ci95"][1] for f in fits.values())],
+            entry.update({"slope": _max_keeping_nan(f["slope"] for f in fits.values()),
+                          "ci95": [_max_keeping_nan(f["ci95"][0] for f in fits.values()),
+                                   _max_keeping_nan(f["ci95"][1] for f in fits.values())],
                           "fits": fits})
         out[int(g)] = entry
     return out
@@ -345,7 +356,7 @@ def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
                               not_tested=f"{len(levels)} distinct compute levels after rounding to multiples of "
                                          "m_max n d (a t-interval needs 3)", free_choices=(compute_choice,))
     else:
-        worst = max(v["slope"] for v in with_slope)
+        worst = _max_keeping_nan(v["slope"] for v in with_slope)
         exponential = at_most(
             "loss_falls_with_compute",
             f"log(L/L0) falls with compute C = N D T in every run: the largest over {len(slopes)} runs of the "
@@ -353,7 +364,8 @@ def _judge(s: Settings, X, rows, runs, calibrations, lam_inf) -> Evaluation:
             "and from the run's start (C = 0), the larger of the two; interval (max over runs and both fits of the "
             "lower 95% t-ends, of the upper ends): met when every run's two intervals are below 0",
             worst, 0.0, source="paper", role="conclusion",
-            interval=(max(v["ci95"][0] for v in with_slope), max(v["ci95"][1] for v in with_slope)),
+            interval=(_max_keeping_nan(v["ci95"][0] for v in with_slope),
+                      _max_keeping_nan(v["ci95"][1] for v in with_slope)),
             interval_kind="max over runs of each run's 95% t-interval", samples=len(levels), sample_unit="points",
             checked=len(slopes), free_choices=(compute_choice,))
     worst_residual = max(np.abs(fit["residuals"])) if fit["finite"] else math.inf
