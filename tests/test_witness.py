@@ -179,8 +179,8 @@ def lemma_witness():
     a = model.random_signs(jax.random.fold_in(key, 2), s.d_out, 64)
     U = jax.random.normal(jax.random.fold_in(key, 3), (1 + s.restarts, s.d, 64))
     closest = {}
-    lem3_1._worst_case(s, X, W0, a, U, [1e-4, 3e-3, 9e-3], perturbation.majorant_limit(X, s.sigma, s.d_out), closest)
-    closest.update(m=64, seed=0)
+    lem3_1._worst_case(s, X, W0, a, U, [1e-4, 3e-3, 9e-3], perturbation.majorant_limit(X, s.sigma, s.d_out), closest,
+                       {"m": 64, "seed": 0})
     return lem3_1._witness(s, X, closest)
 
 

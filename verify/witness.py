@@ -141,32 +141,51 @@ def _attention_error(w: Witness) -> Replay:
         return _attention_error_exact(w, mpmath)
 
 
-def _attention_error_exact(w: Witness, mpmath) -> Replay:
-    mpf = mpmath.mpf
-    Q, K, V, K_P, V_P = (w.arrays[n] for n in ("Q", "K", "V", "K_P", "V_P"))
-    g = int(w.params["g"])
-    d = Q.shape[1]
-    root_d = mpmath.sqrt(d)
-    to_mp = lambda A: [[mpf(float(x)) for x in row] for row in A]  # noqa: E731 - exact: every float64 is an mpf
-    Qm, Km, Vm, KPm, VPm = (to_mp(A) for A in (Q, K, V, K_P, V_P))
+def _mp(A, mpmath) -> list[list]:
+    """A float64 array as rows of mpf: exact (every float64 is an mpf)."""
+    return [[mpmath.mpf(float(x)) for x in row] for row in np.asarray(A)]
+
+
+def _mp_matmul(A: list[list], B: list[list], mpmath) -> list[list]:
+    return [[mpmath.fsum(a * B[k][c] for k, a in enumerate(row)) for c in range(len(B[0]))] for row in A]
+
+
+def _mp_attention(Q, K, V, K_P, V_P, mpmath, prefix_kernel=None) -> tuple[list[list], object]:
+    """(the attention output rows, S = max |q k_P^T| / sqrt(d)) over the prefix and input keys, summed directly: with
+    ``prefix_kernel`` None the softmax (shifted by each row's largest score); otherwise NTK-Attention's form, the
+    prefix weighted by prefix_kernel(s) and the input keys by e^s."""
+    root_d = mpmath.sqrt(len(Q[0]))
     dot = lambda a, b: mpmath.fsum(x * y for x, y in zip(a, b)) / root_d  # noqa: E731
-    worst, S = mpf(0), mpf(0)
-    for q in Qm:
-        prefix = [dot(q, k) for k in KPm]
-        inputs = [dot(q, k) for k in Km]
+    values, out, S = V_P + V, [], mpmath.mpf(0)
+    for q in Q:
+        prefix, inputs = [dot(q, k) for k in K_P], [dot(q, k) for k in K]
         S = max([S] + [abs(s) for s in prefix])
-        shift = max(prefix + inputs)
-        exact_w = [mpmath.exp(s - shift) for s in prefix + inputs]
-        values = VPm + Vm
-        taylor_w = [_taylor(s, g, mpmath) for s in prefix] + [mpmath.exp(s) for s in inputs]
-        for c in range(V.shape[1]):
-            exact = mpmath.fsum(a * v[c] for a, v in zip(exact_w, values)) / mpmath.fsum(exact_w)
-            ntk = mpmath.fsum(a * v[c] for a, v in zip(taylor_w, values)) / mpmath.fsum(taylor_w)
-            worst = max(worst, abs(ntk - exact))
+        if prefix_kernel is None:
+            shift = max(prefix + inputs)
+            weights = [mpmath.exp(s - shift) for s in prefix + inputs]
+        else:
+            weights = [prefix_kernel(s) for s in prefix] + [mpmath.exp(s) for s in inputs]
+        total = mpmath.fsum(weights)
+        out.append([mpmath.fsum(a * v[c] for a, v in zip(weights, values)) / total for c in range(len(values[0]))])
+    return out, S
+
+
+def _mp_kernel_term(S, g: int, value_bound, mpmath) -> tuple[object, object]:
+    """(eps, 2 eps/(1 - eps) value_bound): eps = sup_{|s| <= S} |1 - T_g(s) e^-s|, attained at s = -S or S (its
+    derivative is s^g e^-s / g!); the term is inf where eps >= 1."""
     eps = max(abs(1 - _taylor(x, g, mpmath) * mpmath.exp(-x)) for x in (-S, S))
-    value_bound = mpf(float(max(np.abs(V).max(), np.abs(V_P).max())))
-    kernel = 2 * eps / (1 - eps) * value_bound if eps < 1 else mpf("inf")
-    rounding = mpf(w.stored["rounding_term"])
+    return eps, (2 * eps / (1 - eps) * value_bound if eps < 1 else mpmath.mpf("inf"))
+
+
+def _attention_error_exact(w: Witness, mpmath) -> Replay:
+    Q, K, V, K_P, V_P = (_mp(w.arrays[n], mpmath) for n in ("Q", "K", "V", "K_P", "V_P"))
+    g = int(w.params["g"])
+    exact, S = _mp_attention(Q, K, V, K_P, V_P, mpmath)
+    ntk, _ = _mp_attention(Q, K, V, K_P, V_P, mpmath, prefix_kernel=lambda s: _taylor(s, g, mpmath))
+    worst = max(abs(a - b) for row_a, row_b in zip(ntk, exact) for a, b in zip(row_a, row_b))
+    value_bound = mpmath.mpf(float(max(np.abs(w.arrays["V"]).max(), np.abs(w.arrays["V_P"]).max())))
+    eps, kernel = _mp_kernel_term(S, g, value_bound, mpmath)
+    rounding = mpmath.mpf(w.stored["rounding_term"])
     bound = kernel + rounding
     measured, stored = float(worst), float(w.stored["measured"])
     tolerance = float(w.stored["tolerance"])
@@ -211,48 +230,31 @@ def _lipschitz(W_Q, W_K, W_V, K_P, V_P, Y, Y_other) -> float:
 
 
 def _deep_error_exact(w: Witness, mpmath) -> Replay:
-    mpf = mpmath.mpf
-    X = w.arrays["X"]
+    X = _mp(w.arrays["X"], mpmath)
     D, degrees = int(w.params["D"]), [int(g) for g in w.params["degrees"]]
-    d = X.shape[1]
-    root_d = mpmath.sqrt(d)
-    M = lambda A: mpmath.matrix([[mpf(float(x)) for x in row] for row in A])  # noqa: E731 - exact
-    to_np = lambda A: np.array([[float(A[i, j]) for j in range(A.cols)] for i in range(A.rows)])  # noqa: E731
 
-    def layer(Y, l, kernel):
-        W_Q, W_K, W_V = (M(w.arrays[n][l]) for n in ("W_Q", "W_K", "W_V"))
-        K_P, V_P = M(w.arrays["K_P"][l]), M(w.arrays["V_P"][l])
-        Q, K, V = Y * W_Q, Y * W_K, Y * W_V
-        out = mpmath.matrix(Y.rows, V.cols)
-        S = mpf(0)
-        for i in range(Q.rows):
-            prefix = [mpmath.fsum(Q[i, c] * K_P[j, c] for c in range(d)) / root_d for j in range(K_P.rows)]
-            inputs = [mpmath.fsum(Q[i, c] * K[j, c] for c in range(d)) / root_d for j in range(K.rows)]
-            S = max([S] + [abs(s) for s in prefix])
-            shift = max(prefix + inputs) if kernel is None else mpf(0)
-            weights = ([mpmath.exp(s - shift) for s in prefix] if kernel is None else [kernel(s) for s in prefix]) + [
-                mpmath.exp(s - shift) for s in inputs]
-            total = mpmath.fsum(weights)
-            for c in range(V.cols):
-                out[i, c] = Y[i, c] + (mpmath.fsum(a * V_P[j, c] for j, a in enumerate(weights[: K_P.rows]))
-                                       + mpmath.fsum(a * V[j, c] for j, a in enumerate(weights[K_P.rows:]))) / total
-        value_bound = max(max(abs(x) for x in V_P), max(abs(x) for x in V))
-        return out, S, value_bound
+    def layer(Y, l, prefix_kernel=None):
+        """Y + A_l(Y) (A_l the layer's attention, or its NTK form), the prefix's score range, max |V_C|."""
+        W_Q, W_K, W_V, K_P, V_P = (_mp(w.arrays[n][l], mpmath) for n in ("W_Q", "W_K", "W_V", "K_P", "V_P"))
+        V = _mp_matmul(Y, W_V, mpmath)
+        A, S = _mp_attention(_mp_matmul(Y, W_Q, mpmath), _mp_matmul(Y, W_K, mpmath), V, K_P, V_P, mpmath,
+                             prefix_kernel)
+        value_bound = max(abs(x) for row in V_P + V for x in row)
+        return [[y + a for y, a in zip(row_y, row_a)] for row_y, row_a in zip(Y, A)], S, value_bound
 
-    exact, ntk = [M(X)], [M(X)]
-    betas, lams, kernels = [], [], []
+    to_np = lambda A: np.array([[float(x) for x in row] for row in A])  # noqa: E731
+    exact, ntk = [X], [X]
+    betas, lams = [], []
     for l in range(D):
         g = degrees[l]
-        exact.append(layer(exact[-1], l, None)[0])
+        exact.append(layer(exact[-1], l)[0])
         nxt, S, value_bound = layer(ntk[-1], l, lambda s, g=g: _taylor(s, g, mpmath))
-        eps = max(abs(1 - _taylor(x, g, mpmath) * mpmath.exp(-x)) for x in (-S, S))
-        kernel = 2 * eps / (1 - eps) * value_bound if eps < 1 else mpf("inf")
-        kernels.append(float(kernel))
+        _, kernel = _mp_kernel_term(S, g, value_bound, mpmath)
         betas.append(float(kernel) + float(w.stored["rounding_terms"][l]))
         lams.append(_lipschitz(*(w.arrays[n][l] for n in ("W_Q", "W_K", "W_V", "K_P", "V_P")), to_np(exact[-2]),
                                to_np(ntk[-1])))
         ntk.append(nxt)
-    error = max(abs(ntk[-1][i, j] - exact[-1][i, j]) for i in range(X.shape[0]) for j in range(X.shape[1]))
+    error = max(abs(a - b) for row_a, row_b in zip(ntk[-1], exact[-1]) for a, b in zip(row_a, row_b))
     bound = 0.0
     for beta, lam in zip(betas, lams):
         bound = bound * (1 + lam) + beta

@@ -215,14 +215,19 @@ def _one_layer_bound(layer: depth.PrefixLayer, Y, g: int, m: int, s: Settings) -
                                     d=s.d)
 
 
+def _instance(s: Settings, key, w: float, m: int) -> sampling.DeepInstance:
+    """A D-layer instance of m prefix rows at weight norm w, on the host."""
+    return _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=m, depth=s.depth, weight_norm=w,
+                                               entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
+
+
 def _measure_instance(s: Settings, w: float, seed: int, key, *, inst: sampling.DeepInstance | None = None,
                       family: str = "random") -> list[dict]:
     """One growing D-layer instance measured at every m: the exact stack, and the NTK stack at every degree set.
     ``inst`` (the searched family): that instance, measured at its own m only."""
     ms = s.ms() if inst is None else [inst.P.shape[1]]
     if inst is None:
-        inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=ms[-1], depth=s.depth, weight_norm=w,
-                                                   entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
+        inst = _instance(s, key, w, ms[-1])
     schedule = ({m: s.scheduled_degrees(m) for m in ms if m >= s.schedule_min_m}
                 if w == s.schedule_weight_norm else {})
     top = [max([*s.grid_degrees, *(g[l] for g in schedule.values())]) for l in range(s.depth)]
@@ -308,9 +313,7 @@ def _search(s: Settings, key) -> tuple[sampling.DeepInstance, dict]:
     by verify.search.box_ascent from that instance's first search_m rows and search_starts random starts. The
     objective is E_D itself, not E_D / B_D (B_D's Lipschitz constants are not differentiated here): the point found
     is then measured, and judged against B_D, like every other."""
-    inst = _host(sampling.deep_prefix_instance(key, d=s.d, L=s.L, m=s.search_m, depth=s.depth,
-                                               weight_norm=s.search_weight_norm, entry_bound=s.entry_bound,
-                                               prefix_offset=s.prefix_offset))
+    inst = _instance(s, key, s.search_weight_norm, s.search_m)
     phi = features.taylor_feature_map(s.d, s.search_degree)
     W = [(jnp.asarray(inst.W_Q[l]), jnp.asarray(inst.W_K[l]), jnp.asarray(inst.W_V[l])) for l in range(s.depth)]
 
@@ -341,9 +344,7 @@ def _witness(s: Settings, key, rows: list[dict], instances: dict | None = None) 
     if row["family"] == "searched":
         inst = instances["searched"]
     else:
-        inst = _host(sampling.deep_prefix_instance(_instance_key(s, key, row["weight_norm"], row["seed"]), d=s.d,
-                                                   L=s.L, m=s.ms()[-1], depth=s.depth, weight_norm=row["weight_norm"],
-                                                   entry_bound=s.entry_bound, prefix_offset=s.prefix_offset))
+        inst = _instance(s, _instance_key(s, key, row["weight_norm"], row["seed"]), row["weight_norm"], s.ms()[-1])
     layers = _layers(inst, m, row["entry_scale"])[:D]
     arrays = {"X": inst.X * row["entry_scale"], **{name: np.stack([getattr(lay, name) for lay in layers])
                                                    for name in ("W_Q", "W_K", "W_V", "K_P", "V_P")}}

@@ -176,9 +176,11 @@ def _draws(key, seed: int, s: Settings, sizes: list[int]) -> dict:
             for m, lo in zip(sizes, starts)}
 
 
-def _worst_case(s: Settings, X, W0, a, U_random, radii, A_inf: float, closest: dict | None = None) -> list[dict]:
+def _worst_case(s: Settings, X, W0, a, U_random, radii, A_inf: float, closest: dict | None = None,
+                instance: dict | None = None) -> list[dict]:
     """f(R) estimated at every R for one instance (ntkprefix.perturbation.worst_case_search), as rows. ``closest``
-    (if given) keeps the displacement whose change came closest to the derived bound so far (the witness)."""
+    (if given) keeps the displacement whose change came closest to the derived bound so far (the witness), labelled
+    with ``instance`` (its m and seed)."""
     found = perturbation.worst_case_search(W0, X, a, U_random, radii, max_iterations=s.first_order_max_iterations,
                                            tolerance=s.first_order_tolerance, ascent_steps=s.ascent_steps,
                                            keep_displacements=closest is not None)
@@ -194,11 +196,13 @@ def _worst_case(s: Settings, X, W0, a, U_random, radii, A_inf: float, closest: d
         improved = found.ascent_improved[i] > 0 and ascent[i] > values[i, best]
         sup = float(ascent[i]) if improved else float(values[i, best])
         allowance = perturbation.second_order_remainder(R, A)
-        ratio = float(ascent[i]) / perturbation.change_bound(R, A)
+        derived_bound = perturbation.change_bound(R, A)
+        ratio = float(ascent[i]) / derived_bound
         if closest is not None and ratio > closest.get("ratio", -math.inf):
             closest.update(ratio=ratio, W0=np.asarray(W0), a=np.asarray(a), U=np.asarray(found.displacements[i]), R=R,
-                           change=float(ascent[i]), bound=perturbation.change_bound(R, A), majorant=A,
-                           majorant_displaced=perturbation.majorant(W0 + found.displacements[i], X, s.d_out))
+                           change=float(ascent[i]), bound=derived_bound, majorant=A,
+                           majorant_displaced=perturbation.majorant(W0 + found.displacements[i], X, s.d_out),
+                           **(instance or {}))
         rows.append({
             "part": "sup", "R": R, "sup": sup, "sup_over_R": sup / R,
             "found_by": f"projected gradient ascent from {name}" if improved else name,
@@ -208,7 +212,7 @@ def _worst_case(s: Settings, X, W0, a, U_random, radii, A_inf: float, closest: d
             "ascent_starts": found.ascent_starts, "gradient_start": found.gradient_start,
             "first_order_iterations": found.ascent_iterations,
             "first_order_K1": K1, "majorant": A, "linearity_excess": (sup / R - K1) / (allowance / R),
-            "derived_bound": perturbation.change_bound(R, A),
+            "derived_bound": derived_bound,
             "lemma_bound": s.lemma_margin * perturbation.change_bound(R, A_inf),
             "min_column_norm_over_R": float(found.column_norms[i, 0]),
             "max_column_norm_over_R": float(found.column_norms[i, 1]), "norm_H0": found.H0_norm,
@@ -291,11 +295,8 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     for m in s.sup_ms:
         for seed in range(s.seeds_at(m)):
             W0, a, U = draws[seed][m]
-            before = closest.get("ratio")
             sup_rows += [{"m": m, "seed": seed, "in_sweep": seed < s.sweep_seeds, **r}
-                         for r in _worst_case(s, X, W0, a, U, list(s.radii), A_inf, closest)]
-            if closest.get("ratio") != before:
-                closest.update(m=m, seed=seed)
+                         for r in _worst_case(s, X, W0, a, U, list(s.radii), A_inf, closest, {"m": m, "seed": seed})]
     evaluation = _judge(s, X, sup_rows, _concentration(s, concentration_key, X, H_inf, lam_inf), calibrations, lam_inf,
                         A_inf)
     evaluation.witness = _witness(s, X, closest)

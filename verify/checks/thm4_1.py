@@ -322,8 +322,7 @@ def _measure_prefix(s: Settings, sweep: str, family: str, keys: list, d: int, ms
     The unit instance (largest entry 1 over ms[-1] rows; the extreme family balanced for b) is scaled by b, so the
     Taylor sums are the unit instance's scaled exactly: Z_alpha by b^(|alpha| + 1), k_alpha by b^|alpha|.
     ``on_m(m)``, if given, is called after each m is measured (bench/thm4_1_scale.py times the growth with it)."""
-    streams = [sampling.theorem_4_1_stream(key, family=family, d=d, L=s.L, m=ms[-1], chunk_rows=s.stream_chunk_rows,
-                                           prefix_offset=s.prefix_offset, balance_bound=b) for key in keys]
+    streams = [_stream(s, key, family, d, ms[-1], b) for key in keys]
     batch = SeedBatch(len(streams))
     constants = jax.tree_util.tree_map(lambda *x: np.stack(x), *[st.constants for st in streams])
     Q, K, V = (np.stack([np.asarray(getattr(st, name)) for st in streams]) for name in ("Q", "K", "V"))
@@ -374,6 +373,12 @@ def _measure_prefix(s: Settings, sweep: str, family: str, keys: list, d: int, ms
         if on_m is not None:
             on_m(m)
     return rows
+
+
+def _stream(s: Settings, key, family: str, d: int, m: int, b: float) -> sampling.PrefixStream:
+    """One seed's growing prefix of m rows (the unit instance, balanced for the entry scale b)."""
+    return sampling.theorem_4_1_stream(key, family=family, d=d, L=s.L, m=m, chunk_rows=s.stream_chunk_rows,
+                                       prefix_offset=s.prefix_offset, balance_bound=b)
 
 
 def _block_key(key, sweep: str, family: str, seed: int, d: int):
@@ -640,9 +645,7 @@ def _instance_arrays(s: Settings, key, row: dict, instances: dict) -> dict:
     block = [x for x in s.ms(sweep, family) if s.d_at(sweep, x) == d]
     b = s.entry_scale(sweep, m)
     largest = block[-1] if len({s.entry_scale(sweep, x) for x in block}) == 1 else m
-    stream = sampling.theorem_4_1_stream(_block_key(key, sweep, family, row["seed"], d), family=family, d=d, L=s.L,
-                                         m=largest, chunk_rows=s.stream_chunk_rows, prefix_offset=s.prefix_offset,
-                                         balance_bound=b)
+    stream = _stream(s, _block_key(key, sweep, family, row["seed"], d), family, d, largest, b)
     chunks = [sampling.prefix_stream_chunk(stream.constants, i, family=family, chunk_rows=stream.chunk_rows)
               for i in range(-(-m // stream.chunk_rows))]
     K_P, V_P = (np.concatenate([np.asarray(c[j]) for c in chunks])[:m] * b for j in (0, 1))
@@ -653,13 +656,12 @@ def _instance_arrays(s: Settings, key, row: dict, instances: dict) -> dict:
 def _witness(s: Settings, key, rows: list[dict], instances: dict) -> Witness | None:
     """The point closest to failing rigorous_bound: the largest error / bound over the checked Taylor points with
     m <= WITNESS_MAX_M (a failing point, if any fails there), its instance and what was stored for it."""
-    checked = [r for r in rows if r["map"] == "taylor" and r["eps"] < 1 and math.isfinite(r["bound"])
-               and r["m"] <= WITNESS_MAX_M]
-    if not checked:
+    checked, _ = _checked_and_vacuous(rows)
+    small = [r for r in checked if r["m"] <= WITNESS_MAX_M]
+    if not small:
         return None
-    row = max(checked, key=lambda r: r["error"] / r["bound"])
-    overall = max((r["error"] / r["bound"] for r in rows if r["map"] == "taylor" and r["eps"] < 1
-                   and math.isfinite(r["bound"])), default=math.nan)
+    row = max(small, key=lambda r: r["error"] / r["bound"])
+    overall = max(r["error"] / r["bound"] for r in checked)
     arrays = _instance_arrays(s, key, row, instances)
     return Witness(
         claim="thm4_1", kind="attention_error",
@@ -741,28 +743,33 @@ def _conditions(s: Settings, rows: list[dict]) -> list:
     ]
 
 
+def _checked_and_vacuous(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The Taylor points rigorous_bound checks (eps < 1, a finite bound), and those whose bound is vacuous."""
+    taylor = [r for r in rows if r["map"] == "taylor"]
+    vacuous = [r for r in taylor if not (r["eps"] < 1 and math.isfinite(r["bound"]))]
+    return [r for r in taylor if r not in vacuous], vacuous
+
+
 def _predictions(s: Settings, rows: list[dict]) -> tuple[list, dict]:
     """The rigorous bound at every non-vacuous point (a reading); per sweep, C m^-c (sanity: implied by the rigorous
     bound at the schedule's points) and the efficiency readings with the choices that flip them."""
     taylor = [r for r in rows if r["map"] == "taylor"]
-    vacuous = [r for r in taylor if not (r["eps"] < 1 and math.isfinite(r["bound"]))]
-    checked = [r for r in taylor if r not in vacuous]
+    checked, vacuous = _checked_and_vacuous(taylor)
     exceeded = [r for r in checked if not r["error"] <= r["bound"]]
     predictions = [no_failures("rigorous_bound", "error <= 2 eps/(1-eps) max|V_C| + rounding allowance at every point "
                                "(eps the exact Taylor remainder on the realised score range) [derived bound]",
                                failures=len(exceeded), checked=len(checked), not_checked=len(vacuous),
                                min_checked=s.min_checked, source="derived", role="reading")]
+    by_family = {family: max((r["error"] / r["bound"] for r in checked if r["family"] == family), default=math.nan)
+                 for family in (*FAMILIES, SEARCHED)}
     findings = {"worst_error_over_bound": max((r["error"] / r["bound"] for r in checked), default=math.nan),
-                "worst_error_over_bound_by_family": {
-                    family: max((r["error"] / r["bound"] for r in checked if r["family"] == family), default=math.nan)
-                    for family in (*FAMILIES, SEARCHED)},
+                "worst_error_over_bound_by_family": by_family,
                 "points_exceeding_bound_by_family": {
                     family: sum(r["family"] == family for r in exceeded) for family in (*FAMILIES, SEARCHED)},
                 "search": _search_findings(s, checked),
                 "instance_families": {
                     "ratio": "error / the rigorous bound (rigorous_bound)",
-                    "families": {family: {"worst_ratio": max((r["error"] / r["bound"] for r in checked
-                                                              if r["family"] == family), default=math.nan),
+                    "families": {family: {"worst_ratio": by_family[family],
                                           "points": sum(r["family"] == family for r in checked), "how": how}
                                  for family, how in (("random", "growing prefixes, entries attaining b"),
                                                      ("extreme", "constructed: every entry +-b (sampling)"),
