@@ -221,16 +221,17 @@ def _deep_error(w: Witness) -> Replay:
         return _deep_error_exact(w, mpmath)
 
 
-def _lipschitz(W_Q, W_K, W_V, K_P, V_P, Y, Y_other) -> float:
-    """a_V + 2 R_V (c_Q + c_K)/sqrt(d) on the segment from Y to Y_other (float64; a bound, not a measurement)."""
+def _lipschitz(W_Q, W_K, W_V, K_P, V_P, Y, Y_other, xp=np):
+    """a_V + 2 R_V (c_Q + c_K)/sqrt(d) on the segment from Y to Y_other (float64; a bound, not a measurement), with
+    ``xp`` numpy (the replay) or jax.numpy (differentiable: the depth check's search objective)."""
     d = Y.shape[1]
     keys = [K_P, Y @ W_K, Y_other @ W_K]
-    values = np.concatenate([V_P, Y @ W_V, Y_other @ W_V])
-    a_V = np.abs(W_V).sum(axis=0).max()  # ||W_V||_inf acting on row vectors: the largest column sum
+    values = xp.concatenate([V_P, Y @ W_V, Y_other @ W_V])
+    a_V = xp.abs(W_V).sum(axis=0).max()  # ||W_V||_inf acting on row vectors: the largest column sum
     R_V = (values.max(axis=0) - values.min(axis=0)).max()
-    c_Q = max(np.abs(k @ W_Q.T).sum(axis=1).max() for k in keys)
-    c_K = max(np.abs(q @ W_K.T).sum(axis=1).max() for q in (Y @ W_Q, Y_other @ W_Q))
-    return float(a_V + 2 * R_V * (c_Q + c_K) / math.sqrt(d))
+    c_Q = xp.max(xp.stack([xp.abs(k @ W_Q.T).sum(axis=1).max() for k in keys]))
+    c_K = xp.max(xp.stack([xp.abs(q @ W_K.T).sum(axis=1).max() for q in (Y @ W_Q, Y_other @ W_Q)]))
+    return a_V + 2 * R_V * (c_Q + c_K) / math.sqrt(d)
 
 
 def _deep_error_exact(w: Witness, mpmath) -> Replay:
@@ -255,8 +256,8 @@ def _deep_error_exact(w: Witness, mpmath) -> Replay:
         nxt, S, value_bound = layer(ntk[-1], l, lambda s, g=g: _taylor(s, g, mpmath))
         _, kernel = _mp_kernel_term(S, g, value_bound, mpmath)
         betas.append(float(kernel) + float(w.stored["rounding_terms"][l]))
-        lams.append(_lipschitz(*(w.arrays[n][l] for n in ("W_Q", "W_K", "W_V", "K_P", "V_P")), to_np(exact[-2]),
-                               to_np(ntk[-1])))
+        lams.append(float(_lipschitz(*(w.arrays[n][l] for n in ("W_Q", "W_K", "W_V", "K_P", "V_P")),
+                                     to_np(exact[-2]), to_np(ntk[-1]))))
         ntk.append(nxt)
     error = max(abs(a - b) for row_a, row_b in zip(ntk[-1], exact[-1]) for a, b in zip(row_a, row_b))
     bound = 0.0
