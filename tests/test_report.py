@@ -62,6 +62,7 @@ def test_all_with_controls_writes_results_and_report(quick_all):
         ratio = claim["findings"]["instance_families"]["ratio"]
         line = next(x for x in text.split("\n\n") if x.startswith("**Instance families**") and ratio in x)
         assert all(f"{name} " in line for name in families)
+    for claim in data["claims"]:  # every check writes a witness, and the report names its replay
         assert f"python -m verify replay {claim['id']}.witness.npz" in text
 
 

@@ -3,6 +3,7 @@
 faulty library does not, and the command line says which."""
 
 import json
+import math
 
 import jax.numpy as jnp
 import numpy as np
@@ -198,8 +199,8 @@ def test_a_lemma_witness_replays_in_agreement_and_bites():
     assert not witness.REPLAYS["ntk_change"](outside).agrees  # outside the balls, and its change moved
 
 
-#: The claims whose check writes a witness (issue 17: the others are still to come).
-WITNESSED = {"thm4_1", "depth", "lem3_1"}
+#: The claims whose check writes a witness: every one.
+WITNESSED = {"thm4_1", "depth", "lem3_1", "thm3_2", "prop3_3", "fig3"}
 
 
 def test_every_witness_of_the_quick_run_replays_in_agreement(quick_all):
@@ -214,3 +215,138 @@ def test_every_witness_of_the_quick_run_replays_in_agreement(quick_all):
         loaded, replayed = witness.replay(path)
         assert loaded.claim == claim and loaded.stored == record["stored"]
         assert replayed.agrees, (claim, replayed.lines)
+
+
+def training_witness(m=1024):
+    """A thm3_2 witness from the check's own runs on a non-degenerate instance (n = 3 < d = 5, d_out = 2,
+    sigma = 1.5, two seeds): the run that reached eps last (at m = 64, where the weights move far, one that never
+    reaches it)."""
+    import dataclasses
+
+    import jax
+
+    from ntkprefix import bounds, sampling
+    from verify.checks import thm3_2
+
+    log2_m = m.bit_length() - 1
+    s = dataclasses.replace(thm3_2.settings(True), n=3, d=5, d_out=2, sigma=1.5, min_log2_m=log2_m,
+                            max_log2_m=log2_m, probability_seeds=2, sweep_seeds=2, antithetic_seeds=0, m0_log2=log2_m,
+                            eps=1e-4)
+    key = jax.random.PRNGKey(5)
+    X, Y = sampling.section3_data(jax.random.fold_in(key, 0), n=s.n, d=s.d, d_out=s.d_out)
+    draws = [thm3_2._draws(jax.random.fold_in(key, 1), seed, s) for seed in range(2)]
+    B = bounds.entry_scale_B(sigma=s.sigma, n=s.n, d=s.d, delta=s.delta)
+    rows = [{"seed": seed, **row} for seed, row in
+            zip(range(2), thm3_2._runs(s, X, Y, m, [draws[seed][m] for seed in range(2)], ["iid"] * 2, B, to_budget=True))]
+    return thm3_2._witness(s, X, Y, rows, draws)
+
+
+def test_a_training_witness_replays_in_agreement_and_bites():
+    w = training_witness()
+    assert w.arrays["W0"].shape == (5, 1024) and w.arrays["a"].shape == (2, 1024) and w.arrays["Y"].shape == (3, 2)
+    assert w.stored["first_step_below_eps"] is not None and w.params["T"] is not None
+    r = witness.REPLAYS["training_run"](w)
+    assert r.agrees, r.lines
+    assert r.measured == w.stored["first_step_below_eps"]
+    t = w.stored["first_step_below_eps"]
+    (squared, movement), allowance = witness._two_precisions(w, int(w.params["steps"]))
+    for key, value, tol in (("squared_error_at_first_step", squared[t], allowance(0, t)),
+                            ("max_movement", movement[: w.params["T"] + 1].max(), allowance(1, w.params["T"]))):
+        for offset, agrees in ((0.9 * tol, True), (1.1 * tol, False)):
+            moved = witness.Witness(**{**vars(w), "stored": {**w.stored, key: float(value) + offset}})
+            assert witness.REPLAYS["training_run"](moved).agrees is agrees, (key, offset)
+    later = witness.Witness(**{**vars(w), "stored": {**w.stored, "first_step_below_eps": t + 1}})
+    assert not witness.REPLAYS["training_run"](later).agrees
+
+
+def test_a_run_that_never_reaches_eps_is_a_failing_witness_and_replays_in_agreement():
+    w = training_witness(m=64)  # m = 64: the weights move ~3 and the loss stalls near 0.05
+    assert w.stored["first_step_below_eps"] is None and w.stored["measured"] == math.inf
+    r = witness.REPLAYS["training_run"](w)
+    assert r.agrees, r.lines
+    assert r.measured == math.inf
+    reached = witness.Witness(**{**vars(w), "stored": {**w.stored, "first_step_below_eps": 1500}})
+    assert not witness.REPLAYS["training_run"](reached).agrees
+
+
+def test_a_training_witness_from_a_half_step_library_does_not_agree(monkeypatch):
+    # the mutation runner's gradient_descent_half_step planted in the library's training loop: the stored run moves
+    # half as far per step, the replay (its own descent) does not
+    from ntkprefix import batched
+
+    faulty = with_planted_fault(monkeypatch, "gradient_descent_half_step")
+    monkeypatch.setattr(batched, "_gradient_descent", faulty._gradient_descent)
+    monkeypatch.setattr(batched, "_batch", batched._batch.__wrapped__)  # not the compiled original
+    w = training_witness()
+    assert not witness.REPLAYS["training_run"](w).agrees
+
+
+def compute_witness():
+    """A prop3_3 witness from the check's own slopes on one library run (n = 5 > d = 3, d_out = 2, sigma = 1.5,
+    m = 64, eight compute levels)."""
+    import jax
+
+    from ntkprefix import kernels, model, sampling, training
+    from verify.checks import prop3_3
+
+    key = jax.random.PRNGKey(6)
+    X, Y = sampling.section3_data(jax.random.fold_in(key, 0), n=5, d=3, d_out=2)
+    W0 = model.init_prefix_weights(jax.random.fold_in(key, 1), 3, 64, 1.5)
+    a = model.random_signs(jax.random.fold_in(key, 2), 2, 64)
+    eta = 0.25 / (64 * float(jnp.linalg.eigvalsh(kernels.ntk_matrix(W0, X, a))[-1]))
+    steps = [20 * (j + 1) for j in range(8)]
+    losses = np.asarray(training.gradient_descent(W0, X, Y, a, eta=eta, steps=steps[-1]).loss)
+    rows = [{"seed": 0, "m": 64, "T": T, "compute": 64 * 5 * 3 * T, "eta": eta,
+             "log_loss_ratio": float(np.log(losses[T] / losses[0]))} for T in steps]
+    slopes = prop3_3._compute_slopes(rows, np.zeros(len(rows), int))
+    return prop3_3._witness(X, Y, rows, [{"m": 64, "seed": 0, "W0": np.asarray(W0), "a": np.asarray(a)}], slopes)
+
+
+def test_a_compute_witness_replays_in_agreement_and_bites():
+    w = compute_witness()
+    r = witness.REPLAYS["loss_in_compute"](w)
+    assert r.agrees, r.lines
+    assert r.measured == pytest.approx(w.stored["measured"], rel=1e-9) and r.measured < 0
+    compared, _, _ = witness._loss_in_compute_compared(w)
+    (_, replayed, _, tol), = [c for c in compared if c[0] == "slope (over_levels)"]
+    for offset, agrees in ((0.9 * tol, True), (1.1 * tol, False)):
+        fits = {**w.stored["fits"], "over_levels": {**w.stored["fits"]["over_levels"], "slope": replayed + offset}}
+        moved = witness.Witness(**{**vars(w), "stored": {**w.stored, "fits": fits}})
+        assert witness.REPLAYS["loss_in_compute"](moved).agrees is agrees, offset
+    (_, replayed, _, tol), = [c for c in compared if c[0].startswith("log(L/L0)")][-1:]
+    ratios = [*w.stored["log_loss_ratio"][:-1], replayed + 1.1 * tol]
+    assert not witness.REPLAYS["loss_in_compute"](witness.Witness(**{**vars(w), "stored": {**w.stored, "log_loss_ratio": ratios}})).agrees
+    shifted = witness.Witness(**{**vars(w), "params": {**w.params, "steps": [T + 1 for T in w.params["steps"]]}})
+    assert not witness.REPLAYS["loss_in_compute"](shifted).agrees
+
+
+def timing_witness(slope=0.9, rounds=6):
+    """A fig3 witness from the check's own slopes on synthetic times ~ (m + L)^slope with multiplicative noise."""
+    import dataclasses
+
+    from verify.checks import fig3
+
+    s = dataclasses.replace(fig3.settings(True), lengths=(16, 48), repeats=rounds)
+    rng = np.random.default_rng(1)
+    rows = []
+    for L in s.lengths:
+        for m in s.ms:
+            times = 1e-5 * (m + L) ** slope * np.exp(0.05 * rng.standard_normal(rounds))
+            rows.append({"L": L, "m": m, "prefix_rounds_s": list(times), "prefix_s": float(np.median(times))})
+    grows = fig3._slopes(s, rows, "prefix", s.ms, plus_L=True)
+    return fig3._witness(s, rows, grows, True), grows
+
+
+def test_a_timing_witness_replays_in_agreement_and_bites():
+    w, grows = timing_witness()
+    assert w.params["L"] == min(grows, key=lambda L: grows[L]["low"]) and w.arrays["seconds"].shape == (6, 9)
+    r = witness.REPLAYS["timing_slope"](w)
+    assert r.agrees, r.lines
+    assert r.measured == pytest.approx(0.9, abs=0.05)
+    values, tol = witness._timing_values(w)
+    for offset, agrees in ((0.9 * tol, True), (1.1 * tol, False)):
+        moved = witness.Witness(**{**vars(w), "stored": {**w.stored, "per_round": [values["round 1 slope"] + offset,
+                                                                                 *w.stored["per_round"][1:]]}})
+        assert witness.REPLAYS["timing_slope"](moved).agrees is agrees, offset
+    slower = witness.Witness(**{**vars(w), "arrays": {**w.arrays, "seconds": w.arrays["seconds"] * w.arrays["m"] ** 0.1}})
+    assert not witness.REPLAYS["timing_slope"](slower).agrees

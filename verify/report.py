@@ -145,8 +145,10 @@ def write_report(results: list[Result], out_dir: Path, *, controls: list[Result]
         if r.get("witness"):
             w = r["witness"]
             parts += [f"**Witness** (`{Path(w['file']).name}`; replay: `python -m verify replay {Path(w['file']).name}`): "
-                      f"{w['why']}; measured {format_number(w['stored']['measured'])} against the bound "
-                      f"{format_number(w['stored']['bound'])} (ratio {format_number(w['stored']['ratio'])})", ""]
+                      f"{w['why']}; measured {format_number(w['stored']['measured'])} against "
+                      f"{format_number(w['stored']['bound'])}"
+                      + (f" (ratio {format_number(w['stored']['ratio'])})" if w["stored"].get("ratio") is not None else "")
+                      + f" ({w['quantity']})", ""]
         for figure in r["figures"]:
             if figure.endswith(".png"):
                 parts += [f"![{r['id']}]({Path(figure).name})", ""]

@@ -48,17 +48,23 @@ Reported beside (findings, deciding nothing): where the one-layer theory stops d
 norm and D, the slack B_D / E_D, the composed amplification prod (1 + Lambda) against the measured one E_D / E_1,
 the share of vacuous bounds, and the first D at which the composed bound is vacuous or looser than slack_limit.
 
-Searched family (issue 17): E_D at D = depth maximised over X and every layer's prefix P in the box (weights fixed,
-w = search_weight_norm, degree search_degree at every layer, m = search_m) by verify.search.box_ascent from a
-measured instance and search_starts random starts; the objective is E_D, not E_D / B_D. The point found is measured
-at its m like every other and enters composed_bound. Quick, seed 0: the search raises E_4 at (m = 16, w = 2, g = 4)
-from 1.0e-5 (the measured instance) to 5.1, where B_4 is vacuous (a layer's Taylor error eps >= 1): no point
-contradicts the composed bound, and the random instances leave most of the box's error unexplored. Among the
-searched points with a non-vacuous bound the worst E_D / B_D is 0.042 (random family: 0.048).
+Constructed and searched families (issue 17), on the weights of a measured instance at w = search_weight_norm,
+m = search_m. Constructed: every entry +-b, each layer's prefix rows +-b sign(W_K q) (alternating in sign) for the
+largest query q of its input in the exact stack, so that the box's largest scores of both signs meet the Taylor
+kernel. Searched: max over D of E_D / B_D (search_degree at every layer) raised over X and every layer's prefix in
+the box by verify.search.box_ascent from the measured instance, the constructed one and search_starts random starts;
+its B_D is differentiable (eps_l from verify.search.taylor_relative_error, Lambda_l as the replay writes it, the
+rounding term left out) and 0 stands for a vacuous B_D. Each point found is measured at its m like every other and
+enters composed_bound. Quick, seed 0: random 0.048, constructed 0.0091 (12 of its 16 points vacuous: at the corners
+the scores are too large for degrees <= 8), searched 0.090 (D = 1, g = 4; reached from a uniform start; the measured
+start ascends from 0.0092 to 0.028; the constructed and corner starts stay vacuous, ratio 0). An earlier search of
+E_D itself (not the ratio) raised E_4 from 1.0e-5 to 5.1, where B_4 is vacuous: the box allows far more error than
+the random instances show, all of it where the composed bound says nothing.
 
 Witness (issue 17): the point with the largest E_D / B_D is written as depth.witness.npz (X and the first D layers'
 weights and projected prefixes); ``python -m verify replay`` recomputes both stacks in mpmath and B_D with
-Lambda_l written out again from its definition (verify.witness). Quick, seed 0: D = 1, m = 1, E_D / B_D = 0.048.
+Lambda_l written out again from its definition (verify.witness). Quick, seed 0: the searched point, D = 1, m = 16,
+E_D / B_D = 0.090.
 
 Controls: ``large_entries`` (X and prefixes b m^(1/2), schedule still for b: breaks (b), the exact stack leaves the
 a-priori bounds the schedule is built from: in quick mode 452 violations, 188 of them score ranges and Lipschitz
@@ -82,6 +88,7 @@ from ntkprefix import bounds, depth, features, sampling
 from ntkprefix.attention import Projected
 from ntkprefix.reduction import accumulate_prefix, empty_prefix_sums, reduce_prefix
 from verify import instruments, plotting, search
+from verify import witness as witness_routes
 from verify.witness import Witness
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
@@ -299,36 +306,77 @@ def _measure(s: Settings, key, instances: dict | None = None) -> list[dict]:
         for seed in range(s.seeds):
             rows += _measure_instance(s, w, seed, _instance_key(s, key, w, seed))
     if s.search_m > 0:
-        found, by_start = _search(s, jax.random.fold_in(key, 7919))
+        constructed = _constructed(s, jax.random.fold_in(key, 7919))
+        found, by_start = _search(s, jax.random.fold_in(key, 7919), constructed)
         if instances is not None:
-            instances["searched"] = found
+            instances["constructed"], instances["searched"] = constructed, found
+        rows += _measure_instance(s, s.search_weight_norm, 0, None, inst=constructed, family="constructed")
         rows += [dict(r, search=by_start) for r in _measure_instance(s, s.search_weight_norm, 0, None, inst=found,
                                                                      family="searched")]
     return rows
 
 
-def _search(s: Settings, key) -> tuple[sampling.DeepInstance, dict]:
-    """The searched family (issue 17): E_D at D = depth (search_degree at every layer) maximised over X and every
+def _constructed(s: Settings, key) -> sampling.DeepInstance:
+    """The constructed family (issue 17), on the searched family's weights (a measured instance at
+    search_weight_norm, m = search_m): every entry +-b, arranged layer by layer for large scores of both signs, where
+    the Taylor kernel errs most. X = b sign(X) of the measured instance; layer l's prefix rows are
+    +-b sign(W_K q^T), q the largest query of layer l's input in the exact stack built so far (the score p W_K q^T is
+    then +-b ||W_K q^T||_1, the largest |score| the box allows for that query), alternating in sign row by row."""
+    inst = _instance(s, key, s.search_weight_norm, s.search_m)
+    b, X = s.entry_bound, s.entry_bound * np.sign(inst.X)
+    P = np.array(inst.P)
+    signs = np.where(np.arange(s.search_m) % 2 == 0, 1.0, -1.0)[:, None]
+    for l in range(s.depth):
+        Y = np.asarray(depth.deep_prefix_attention(jnp.asarray(X), _layers(sampling.DeepInstance(
+            X, inst.W_Q, inst.W_K, inst.W_V, P), s.search_m, 1.0)[:l])[-1]) if l else X
+        Q = Y @ inst.W_Q[l]
+        q = Q[int(np.argmax(np.abs(Q).sum(axis=1)))]
+        direction = np.sign(inst.W_K[l] @ q)
+        P[l] = b * signs * np.where(direction == 0, 1.0, direction)[None, :]
+    return sampling.DeepInstance(X, inst.W_Q, inst.W_K, inst.W_V, P)
+
+
+def _search(s: Settings, key, constructed: sampling.DeepInstance) -> tuple[sampling.DeepInstance, dict]:
+    """The searched family (issue 17): max over D of E_D / B_D (search_degree at every layer) raised over X and every
     layer's prefix P with entries in [-b, b], the weights fixed (those of a measured instance at search_weight_norm),
-    by verify.search.box_ascent from that instance's first search_m rows and search_starts random starts. The
-    objective is E_D itself, not E_D / B_D (B_D's Lipschitz constants are not differentiated here): the point found
-    is then measured, and judged against B_D, like every other."""
+    by verify.search.box_ascent from that instance's first search_m rows, the constructed instance and search_starts
+    random starts. The point found is then measured, and judged against the library's B_D, like every other."""
     inst = _instance(s, key, s.search_weight_norm, s.search_m)
     phi = features.taylor_feature_map(s.d, s.search_degree)
     W = [(jnp.asarray(inst.W_Q[l]), jnp.asarray(inst.W_K[l]), jnp.asarray(inst.W_V[l])) for l in range(s.depth)]
 
-    def deep_error(p):
+    # scores beyond 700 (the direct sum's limit) are read as 700: eps there exceeds 1 by far for any degree below
+    # about 1900, so such a point is vacuous either way
+    S_max = min(max(b.score_range for b in s.a_priori(s.search_m, s.search_weight_norm)), 700.0)
+
+    def deep_error_over_bound(p):
+        """max over D = 1 .. depth of E_D / B_D, with B_D = sum_l beta_l prod_{l' > l} (1 + Lambda_l') differentiable: beta_l's kernel term
+        2 eps_l/(1 - eps_l) V_l (eps_l from verify.search.taylor_relative_error at the NTK stack's score range; the
+        rounding term, below 1e-12 of it here, left out), Lambda_l as the replay writes it (verify.witness._lipschitz
+        on jax arrays); 0 where a layer's eps_l >= 1 (B_D vacuous: no ratio to raise)."""
         layers = [depth.PrefixLayer(W_Q, W_K, W_V, p["P"][l] @ W_K, p["P"][l] @ W_V) for l, (W_Q, W_K, W_V) in enumerate(W)]
         exact = depth.deep_prefix_attention(p["X"], layers)
         sums = [reduce_prefix(lay.K_P, lay.V_P, phi) for lay in layers]
         ntk, _ = depth.deep_ntk_attention(p["X"], layers, sums, [phi] * s.depth)
-        return jnp.max(jnp.abs(ntk[-1] - exact[-1]))
+        bound, finite, ratios = 0.0, True, []
+        for l, lay in enumerate(layers):
+            Y = ntk[l]
+            S = jnp.minimum(jnp.max(jnp.abs((Y @ lay.W_Q) @ lay.K_P.T)) / math.sqrt(s.d), S_max)
+            eps = search.taylor_relative_error(S, s.search_degree, S_max)
+            finite = finite & (eps < 1)
+            eps = jnp.where(eps < 1, eps, 0.0)  # the vacuous branch never divides by 1 - eps (no nan gradient)
+            V = jnp.maximum(jnp.max(jnp.abs(lay.V_P)), jnp.max(jnp.abs(Y @ lay.W_V)))
+            lam = witness_routes._lipschitz(*lay, exact[l], ntk[l], xp=jnp)
+            bound = bound * (1 + lam) + 2 * eps / (1 - eps) * V
+            ratios.append(jnp.where(finite, jnp.max(jnp.abs(ntk[l + 1] - exact[l + 1])) / bound, 0.0))
+        return jnp.max(jnp.stack(ratios))  # the worst depth D = 1 .. depth
 
     shapes = {"X": inst.X.shape, "P": inst.P.shape}
-    starts = [search.Start("measured", {"X": inst.X, "P": inst.P})] + search.random_starts(
+    starts = [search.Start("measured", {"X": inst.X, "P": inst.P}),
+              search.Start("constructed", {"X": constructed.X, "P": constructed.P})] + search.random_starts(
         jax.random.fold_in(key, 1), shapes, s.entry_bound, uniform=s.search_starts // 2,
         corners=s.search_starts - s.search_starts // 2)
-    record = search.box_ascent(deep_error, starts, bound=s.entry_bound, steps=s.search_steps)
+    record = search.box_ascent(deep_error_over_bound, starts, bound=s.entry_bound, steps=s.search_steps)
     best = record.best_params
     return sampling.DeepInstance(best["X"], inst.W_Q, inst.W_K, inst.W_V, best["P"]), record.best_by_label()
 
@@ -341,8 +389,8 @@ def _witness(s: Settings, key, rows: list[dict], instances: dict | None = None) 
         return None
     row = max(checked, key=lambda r: r["error"] / r["bound"])
     m, D = row["m"], row["D"]
-    if row["family"] == "searched":
-        inst = instances["searched"]
+    if row["family"] in ("searched", "constructed"):
+        inst = instances[row["family"]]
     else:
         inst = _instance(s, _instance_key(s, key, row["weight_norm"], row["seed"]), row["weight_norm"], s.ms()[-1])
     layers = _layers(inst, m, row["entry_scale"])[:D]
@@ -483,9 +531,13 @@ def _predictions(s: Settings, rows: list[dict]) -> tuple[list, dict]:
                                           "points": sum(r["family"] == family for r in checked), "how": how}
                                  for family, how in (
                                      ("random", "coherent prefixes, weights of norm w exactly"),
-                                     ("searched", f"E_D maximised over X and the prefixes in the box (m = "
-                                                  f"{s.search_m}, w = {s.search_weight_norm}, g = {s.search_degree}; "
-                                                  "the objective is E_D, not E_D / B_D)"))
+                                     ("constructed", f"every entry +-b, each layer's prefix rows +-b sign(W_K q) for "
+                                                     f"its largest query (m = {s.search_m}, w = "
+                                                     f"{s.search_weight_norm})"),
+                                     ("searched", f"max over D of E_D / B_D raised by sign-gradient ascent over X and "
+                                                  f"the prefixes in the box (m = {s.search_m}, w = "
+                                                  f"{s.search_weight_norm}, g = {s.search_degree}; from the measured, "
+                                                  f"the constructed and {s.search_starts} random starts)"))
                                  if s.search_m > 0 or family == "random"}},
                 "deep_polynomial_error_slack": 1 / ratio if ratio > 0 else math.inf,
                 "worst_schedule_point": {k: worst[k] for k in ("weight_norm", "seed", "m", "D", "degrees", "error",

@@ -50,6 +50,10 @@ Why the weights move: with c_m = m, F(0) = sum_r a_r (m S_r) is a sum of m rando
 ||F(0) - Y||^2 ~ m, and each key moves by ~ ||F(0) - Y|| m S_r / (m lambda) ~ m^-1/2 max_r e^{<w_r, x>} [derived]: the
 maximum over m log-normal neurons slows the decay to ~ m^-0.3 at feasible m. With F(0) = 0 the m^-1/2 disappears.
 
+Witness (issue 17): thm3_2.witness.npz, the run at the largest m that reached eps last (a failing run if one did not
+reach it within the budget), with W(0), a and the data; ``python -m verify replay`` trains it again in extended
+precision (verify.witness). Quick, seed 0: seed 3 of 8 at m = 8192, step 102 of 2000, movement 0.218.
+
 Negative controls: ``eta_too_large`` (eta m lambda_max = 10: loss_reaches_eps and conclusion_probability fail: no
 run reaches eps within the budget; the paper column says "hypotheses not met", stable_step) and ``small_m`` (m = 2^2 ..
 2^6 declared large enough, m0 = 2^2: the measured rule for m0 fails, kernel_concentrated_from_m0; the paper column
@@ -75,6 +79,7 @@ from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
 from verify.settings import knob
 from verify.verdict import NOT_COVERED, Evaluation, asymptotic, at_most, condition, no_failures, probability_at_least
+from verify.witness import Witness
 
 STATEMENT = (
     "With lambda = lambda_min(H*) > 0, m large enough and a suitable eta, with probability 1 - delta gradient descent "
@@ -203,7 +208,8 @@ def _runs(s: Settings, X, Y, m: int, instances: list[tuple], families: list[str]
     rec = batched.gradient_descent_batch(W0, X, Y, a, jnp.asarray(eta), steps=T_run, record_every=every)
     losses, moves = np.asarray(rec.loss), np.asarray(rec.max_movement)
     lambdas, outputs, steps = np.asarray(rec.lambda_min), np.asarray(rec.outputs), np.asarray(rec.kernel_steps)[0]
-    first = [_first_step_below(2 * losses[i], s.eps, s.max_steps) for i in range(len(families))]
+    curves = [2 * losses[i] for i in range(len(families))]  # ||F(t) - Y||_F^2, t = 0 .. the steps run
+    first = [_first_step_below(curves[i], s.eps, s.max_steps) for i in range(len(families))]
     steps_run = [min(T_run, s.max_steps)] * len(families)
     if to_budget and T_run < s.max_steps:
         more = [i for i in range(len(families)) if first[i] is None and np.all(np.isfinite(losses[i]))]
@@ -213,6 +219,7 @@ def _runs(s: Settings, X, Y, m: int, instances: list[tuple], families: list[str]
             for j, i in enumerate(more):
                 first[i] = _first_step_below(2 * np.asarray(on.loss[j]), s.eps, s.max_steps, offset=T_run)
                 steps_run[i] = s.max_steps
+                curves[i] = np.concatenate([curves[i][: T_run + 1], 2 * np.asarray(on.loss[j])[1:]])
     Y_np = np.asarray(Y)
     rows = []
     for i, family in enumerate(families):
@@ -220,7 +227,12 @@ def _runs(s: Settings, X, Y, m: int, instances: list[tuple], families: list[str]
                "trained": bool(trained[i]), "run": bool(runnable[i]), "eta": float(eta[i]),
                "eta_m_lambda_max": float(eta[i] * m * lam_max[i]), "eta_m_lambda": float(rate[i]), "T": int(T[i]),
                "T_run": T_run, "steps_run": steps_run[i], "first_step_below_eps": first[i],
-               "reached_eps_by_budget": first[i] is not None}
+               "reached_eps_by_budget": first[i] is not None,
+               # the squared errors that decide the run's outcome (its witness compares them): at the first step
+               # below eps and the one before, or at the last step run when none is
+               "squared_error_at_first_step": None if first[i] is None else float(curves[i][first[i]]),
+               "squared_error_before_first_step": None if not first[i] else float(curves[i][first[i] - 1]),
+               "squared_error_last_step": float(curves[i][steps_run[i]])}
         if runnable[i]:
             Ti = int(T[i])
             squared = 2 * losses[i]  # ||F(t) - Y||_F^2 = 2 Loss(t)
@@ -277,7 +289,42 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
         for row, seed in zip(_runs(s, X, Y, m, instances, families, B, to_budget=m == s.ms[-1]), seeds + anti):
             rows.append({"seed": seed, **row})
     lam_inf = float(jnp.linalg.eigvalsh(kernels.infinite_prefix_kernel(X, s.sigma, s.d_out))[0])
-    return _judge(s, X, rows, calibrations, lam_inf, B)
+    evaluation = _judge(s, X, rows, calibrations, lam_inf, B)
+    evaluation.witness = _witness(s, X, Y, rows, draws)
+    return evaluation
+
+
+def _witness(s: Settings, X, Y, rows: list[dict], draws: list[dict]) -> Witness:
+    """The run that decided conclusion_probability's side (the paper column): among the independent W(0) at the
+    largest m, one that did not reach eps within the step budget (a failing instance) if there is one, else the one
+    that reached it last (closest to failing). It also carries the run's largest movement up to its template T, the
+    quantity of the reading movement_within_R. The replay trains it again (verify.witness: extended precision, the
+    gradient through the softmax Jacobian written out anew)."""
+    at_largest = [r for r in rows if r["family"] == "iid" and r["m"] == s.ms[-1]]
+    row = max(at_largest, key=lambda r: (r["first_step_below_eps"] is None, r["first_step_below_eps"] or 0, -r["seed"]))
+    W0, a = draws[row["seed"]][row["m"]]
+    first = row["first_step_below_eps"]
+    steps = max(first if first is not None else row["steps_run"], row["T"] if row["run"] else 0)
+    reached = "reached eps last" if first is not None else "did not reach eps within the step budget"
+    return Witness(
+        claim="thm3_2", kind="training_run",
+        quantity="the first step t <= max_steps with ||F(t) - Y||_F^2 <= eps of gradient descent from W(0) (and the "
+                 "largest movement max_(t <= T, r) ||w_r(t) - w_r(0)||)",
+        why=f"of the {len(at_largest)} independent W(0) at m = {row['m']} (conclusion_probability), the run that {reached} "
+            f"(seed {row['seed']})",
+        arrays={"X": np.asarray(X), "Y": np.asarray(Y), "W0": np.asarray(W0), "a": np.asarray(a)},
+        params={"eta": row["eta"], "output_scale": float(row["m"]), "eps": s.eps, "R": s.R, "budget": s.max_steps,
+                "T": row["T"] if row["run"] else None, "steps": steps, "m": row["m"], "seed": row["seed"]},
+        stored={"measured": first if first is not None else math.inf, "bound": s.max_steps,
+                "ratio": first / s.max_steps if first is not None else math.inf,
+                "first_step_below_eps": first, "squared_error_at_first_step": row["squared_error_at_first_step"],
+                "squared_error_before_first_step": row["squared_error_before_first_step"],
+                "squared_error_last_step": row["squared_error_last_step"], "steps_run": row["steps_run"],
+                "max_movement": row.get("max_movement"),
+                "tolerance": None,
+                "tolerance_reason": "set by the replay: 10 x the float64 rounding effect it measures on this instance "
+                                    "(an independent float64 run against an extended-precision one: an estimate of "
+                                    "the library's own rounding, not a bound), at least 16 ulps"})
 
 
 def _fit(rows: list[dict], field: str) -> dict:
