@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT ?= out
 
-.PHONY: install reference-env verify verify-quick test test-python test-pythons test-thorough bench figures mutants clean
+.PHONY: install reference-env browser verify verify-quick test test-python test-pythons test-thorough bench figures mutants clean
 
 # The interpreter for Python version $$v: python$$v on PATH, else pyenv's newest $$v.x (empty if neither).
 # (A candidate must run: pyenv's shim is on PATH for every version but fails for one not selected.)
@@ -47,13 +47,25 @@ $(NT_STAMP): pyproject.toml
 
 reference-env: $(NT_STAMP)
 
+# Headless Chromium for tests/test_report_html.py's browser test (issue 18): Debian's chromium, installed with apt
+# when it is missing (as root, or through sudo where there is one; the package lists are refreshed if the first
+# attempt fails). Log: .browser-install.log.
+APT_CHROMIUM = apt-get install -y --no-install-recommends chromium
+browser:
+	@command -v chromium > /dev/null || { \
+		echo "installing headless Chromium (Debian's chromium) for the browser test (log: .browser-install.log)"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo > /dev/null; then sudo=sudo; \
+		else echo "need root or sudo to install chromium (apt-get install chromium)"; exit 1; fi; \
+		{ $$sudo $(APT_CHROMIUM) || { $$sudo apt-get update && $$sudo $(APT_CHROMIUM); }; } > .browser-install.log 2>&1 \
+			|| { tail -n 20 .browser-install.log; exit 1; }; }
+
 verify: $(STAMP)
 	$(PY) -m verify --all --out $(OUT)
 
 verify-quick: $(STAMP)
 	$(PY) -m verify --all --quick --controls --out $(OUT)
 
-test: $(STAMP) $(NT_STAMP)
+test: $(STAMP) $(NT_STAMP) browser
 	$(PY) -m pytest
 
 # The suite on one Python version, in its own environment .venv-py<version> (the same pins; the reference environment

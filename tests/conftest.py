@@ -38,6 +38,12 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 
+def in_ci() -> bool:
+    """Whether the suite runs under CI (CI set and not false): there a missing environment (the neural-tangents
+    reference, the browser) is a failure, elsewhere a skip that says how to create it."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 @pytest.fixture(scope="session")
 def quick_all(tmp_path_factory):
     """One run of `python -m verify --all --quick --controls` shared by the tests that read its outputs:

@@ -16,6 +16,7 @@ import pytest
 
 from ntkprefix import kernels, model
 from tests import tolerances
+from tests.conftest import in_ci
 from tests.test_model import problem, rel
 
 
@@ -35,10 +36,6 @@ ETA_SCALE = 0.5
 STEPS = np.array([0.0, 1.0, 2.5, 7.0, 30.0, 200.0])
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def reference_python() -> Path:
     """The reference environment's interpreter; a missing environment fails under CI and skips, saying how to create
     it, elsewhere."""
@@ -47,7 +44,7 @@ def reference_python() -> Path:
         return python
     message = (f"the neural-tangents reference environment {NT_VENV} is missing or incomplete: create it with "
                f"`make reference-env` (`make test` does so first)")
-    if _in_ci():
+    if in_ci():
         pytest.fail(message + " [CI: a missing reference environment is a failure, not a skip]", pytrace=False)
     pytest.skip(message)
 

@@ -5,6 +5,11 @@ Every run gives two verdicts per claim, never merged (verify.verdict): the paper
 not refuted up to a range; contradicted; hypotheses not met; not testable here; not a claim of the paper) and the
 project's readings, each by name (met, failed, inconclusive, not tested).
 
+Files, in --out (default out/): per claim its figures, <claim>.witness.npz and, for a run of named claims,
+<claim>.html (the claim's self-contained page); with --all, also <claim>.json per run, results.json (the one record),
+report.md and report.html (every claim's page in one self-contained file: figures inline, no script, opens offline;
+verify.html renders it from the records results.json holds).
+
 Exit status:
   0  no paper statement contradicted, no hypothesis left, nothing failed to run (readings may be not met: see
      --strict); with --control: at least one control was NOT detected, see below
@@ -159,7 +164,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (see --list)")
     parser.add_argument("--list", action="store_true", help="list the claims and their negative controls")
     parser.add_argument("--all", action="store_true",
-                        help="run every claim; write <claim>.json, results.json and report.md into --out")
+                        help="run every claim; write <claim>.json, results.json, report.md and report.html into --out")
     parser.add_argument("--controls", action="store_true", help="with --all: also run every control of every claim")
     parser.add_argument("--quick", action="store_true", help="smaller sweeps, under a minute per claim")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0); same seed, same numbers")
@@ -172,7 +177,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strict", action="store_true",
                         help="also exit 1 when a named reading of the project's is failed or inconclusive")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the result(s) as JSON to PATH")
-    parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR", help="output folder (default out/)")
+    parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR", help="output folder (default out/): figures, witnesses, <claim>.html per named claim")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     return parser
 
@@ -261,6 +266,9 @@ def _main(args) -> int:
         result = _run_one(claim, options_for(claim, control), args.out)
         print_result(result)
         results.append(result)
+    for result in (r for r in results if r.control is None):  # a run of named claims: one page per claim
+        _write_html([result], [r for r in results if r.control is not None and r.claim == result.claim], args.out,
+                    name=f"{result.claim}.html")
     if args.json:
         payload = results[0].to_dict() if len(results) == 1 and args.control is None else {
             "results": [r.to_dict() for r in results]}
@@ -307,8 +315,9 @@ def _run_all(claims, args, options_for) -> int:
     except KeyboardInterrupt:
         progress.close()
         report.write_results(results, args.out / "results.json", controls=controls, complete=False)
-        print(f"python -m verify: interrupted; wrote the finished runs and {args.out / 'results.json'} (marked incomplete)",
-              file=sys.stderr)
+        _write_html(results, controls, args.out, complete=False)
+        print(f"python -m verify: interrupted; wrote the finished runs, {args.out / 'results.json'} and "
+              f"{args.out / 'report.html'} (marked incomplete)", file=sys.stderr)
         return EXIT_FAILURE
     progress.close()
     for result in results + controls:
@@ -316,11 +325,22 @@ def _run_all(claims, args, options_for) -> int:
     report.write_results(results, args.out / "results.json", controls=controls)
     if args.json:
         report.write_results(results, args.json, controls=controls)
-    print(f"wrote {args.out / 'results.json'} and {report.write_report(results, args.out, controls=controls)}")
+    page = _write_html(results, controls, args.out)
+    print(f"wrote {args.out / 'results.json'}, {report.write_report(results, args.out, controls=controls)} and {page}")
     print("SUMMARY (paper | readings): " + "; ".join(f"{r.claim} {r.paper_line} | {r.readings_line}" for r in results)
           + ("; controls detected: " + ", ".join(f"{r.claim}/{r.control} {r.control_outcome['detected']}" for r in controls)
              if controls else ""))
     return _exit_status(results, controls_mode=False, strict=args.strict, controls=controls)
+
+
+def _write_html(results, controls, out: Path, *, complete: bool = True, name: str = "report.html") -> Path:
+    """The self-contained page (verify.html) from the records results.json holds: report.html beside it for --all,
+    <claim>.html beside the claim's figures for a run of named claims."""
+    from verify import html, report
+    from verify.result import to_jsonable
+
+    return html.write_html([to_jsonable(report.record(r)) for r in results], out / name,
+                           controls=[to_jsonable(report.record(r)) for r in controls], complete=complete)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 * ``jax_threefry_partitionable = False``: the threefry bit stream of jax <= 0.4, whose default changed in jax 0.5. A
   seed then draws the same instances on the current stack as before the move to jax 0.10 (issue 16), so a verdict
   recorded with a seed can be re-checked on either stack; with the new default, quick and full runs of seed 0 draw
-  other instances, and two of prop3_3's readings change (README, The environment).
+  other instances, and two of prop3_3's readings change (docs/environment.md).
 """
 
 __all__ = ["configure"]

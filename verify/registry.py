@@ -110,6 +110,8 @@ class Claim:
 
     def run(self, options: RunOptions) -> Result:
         """Run the check: evaluate, judge both columns by the shared rule, and for a control decide detection."""
+        from verify.sharding import device_summary  # imports jax: after verify.jax_setup has configured it
+
         s = self.settings_for(options)
         started = time.perf_counter()
         evaluation = self.evaluate(s, options)
@@ -126,6 +128,8 @@ class Claim:
             findings=evaluation.findings, measurements=evaluation.measurements, table=evaluation.table,
             side_reports=evaluation.side_reports,
             settings=settings_module.as_dict(s), overrides=dict(options.overrides),
+            settings_reasons={name: why for name, _, _, why in settings_module.describe(s)},
+            devices=device_summary(),
             seed=options.seed, mode="quick" if options.quick else "full",
             control=options.control, control_outcome=outcome,
             wall_time_s=time.perf_counter() - started,

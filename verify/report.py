@@ -46,8 +46,10 @@ def record(result: Result) -> dict:
         "seed": result.seed,
         "mode": result.mode,
         "settings": result.settings,
+        "settings_reasons": result.settings_reasons,
         "overrides": result.overrides,
         "versions": result.versions,
+        "devices": result.devices,
         "wall_time_s": result.wall_time_s,
         "figures": result.figures,
     }

@@ -100,10 +100,11 @@ class Result:
       measurements: one dict per measured point.
       table: ``{"columns": [...], "rows": [[...], ...]}`` for the console.
       side_reports: results beside the claim that it does not cover (verdict ``not covered by the theorem``).
-      settings: every field of the check's settings as used; overrides: the fields replaced by the user.
+      settings: every field of the check's settings as used; settings_reasons: why each has its value (the knob's
+        reason); overrides: the fields replaced by the user.
       control: the negative control's name (None for the claim itself); control_outcome: what it must break, its
         kind, and whether the measured symptom was there (``detected``).
-      seed, mode, versions, wall_time_s, figures: provenance.
+      seed, mode, versions, devices, wall_time_s, figures: provenance.
       witness: the instance that decided the verdict, as the JSON keeps it (what, why, the stored numbers, the
         file ``<claim>.witness.npz`` written beside the figures); witness_data: the verify.witness.Witness with its
         arrays (not in the JSON; None for a control run or a check without one).
@@ -127,12 +128,14 @@ class Result:
     asymptotic: list[dict] = dataclasses.field(default_factory=list)
     side_reports: list[dict] = dataclasses.field(default_factory=list)
     settings: dict = dataclasses.field(default_factory=dict)
+    settings_reasons: dict = dataclasses.field(default_factory=dict)
     overrides: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
     mode: str = "full"
     control: str | None = None
     control_outcome: dict | None = None
     versions: dict = dataclasses.field(default_factory=package_versions)
+    devices: str = ""  # what the run computed on (verify.sharding.device_summary: "1 x cpu")
     wall_time_s: float = 0.0
     figures: list[str] = dataclasses.field(default_factory=list)
     witness: dict | None = None  # what the JSON keeps of the witness (verify.witness.Witness.record) and its file

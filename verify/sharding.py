@@ -10,7 +10,7 @@ nothing is padded and the runs go one after the other, as before.
 
 Where the devices come from: ``jax.devices()``, i.e. every GPU of the host (``CUDA_VISIBLE_DEVICES``), the
 ``--xla_force_host_platform_device_count`` CPU devices, or, after ``jax.distributed.initialize(...)`` in every
-process, the devices of every host (README, "Several devices or hosts"). Inputs are placed with
+process, the devices of every host (docs/environment.md, "Several devices or hosts"). Inputs are placed with
 ``jax.make_array_from_callback`` and outputs gathered with ``multihost_utils.process_allgather``, which work across
 hosts as well.
 
