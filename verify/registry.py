@@ -115,6 +115,8 @@ class Claim:
         s = self.settings_for(options)
         started = time.perf_counter()
         evaluation = self.evaluate(s, options)
+        if evaluation.witness is not None and options.control is None:
+            evaluation.calibrations = [*evaluation.calibrations, witness_cross_check(evaluation.witness)]
         judgement = judge(evaluation, paper_claim=self.paper_claim)
         outcome = detect(self.controls[options.control], evaluation) if options.control is not None else None
         return Result(
@@ -136,6 +138,24 @@ class Claim:
             witness=evaluation.witness.record() if evaluation.witness is not None and options.control is None else None,
             witness_data=evaluation.witness if options.control is None else None,
         )
+
+
+def witness_cross_check(witness):
+    """The run's deciding instance (its witness) measured again by verify.witness's independent route, as a
+    calibration of the check's own measurement code (issue 19): the discrepancy is the largest |replayed - stored| /
+    allowance over the numbers the route compares (infinite for a disagreement of another kind: a threshold's side, a
+    bound, a step), against 1. A disagreement is an instrument error. Not run for a control, whose planted fault the
+    route would see instead of the symptom the control names."""
+    from verify import witness as witness_module
+    from verify.verdict import calibration
+
+    replayed = witness_module.REPLAYS[witness.kind](witness)
+    return calibration(
+        "cross_check_witness_replay",
+        f"the deciding instance re-measured by an independent route (verify.witness, {witness.kind}) = the check's own "
+        f"measurement: {witness.quantity}",
+        replayed.discrepancy, 1.0,
+        "the route's stated allowances: discrepancy = max |replayed - stored| / allowance over the numbers compared")
 
 
 _CHECK_MODULES = (

@@ -117,6 +117,13 @@ class Replay:
     bound: float
     agrees: bool
     lines: list[str]
+    margin: float = math.nan  # the largest |replayed - stored| / allowance over the numbers compared (<= 1: within)
+
+    @property
+    def discrepancy(self) -> float:
+        """The margin where the replay agrees; where it does not, the margin if that exceeds 1, else inf (a
+        disagreement of another kind: a threshold's side, a bound, a step): a calibration's discrepancy against 1."""
+        return self.margin if self.agrees else (self.margin if self.margin > 1 else math.inf)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -205,7 +212,7 @@ def _attention_error_exact(w: Witness, mpmath) -> Replay:
     agrees = (abs(measured - stored) <= tolerance
               and math.isclose(float(bound), float(w.stored["bound"]), rel_tol=1e-9)
               and math.isclose(float(S), float(w.stored["S"]), rel_tol=1e-12, abs_tol=1e-300))
-    return Replay(measured, float(bound), agrees, lines)
+    return Replay(measured, float(bound), agrees, lines, _margin([(measured, stored, tolerance)]))
 
 
 def _deep_error(w: Witness) -> Replay:
@@ -274,7 +281,7 @@ def _deep_error_exact(w: Witness, mpmath) -> Replay:
     ]
     agrees = (abs(measured - stored) <= tolerance and math.isclose(bound, float(w.stored["bound"]), rel_tol=1e-9)
               and all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lams, w.stored["lipschitz"])))
-    return Replay(measured, bound, agrees, lines)
+    return Replay(measured, bound, agrees, lines, _margin([(measured, stored, tolerance)]))
 
 
 def _ntk_change(w: Witness) -> Replay:
@@ -315,7 +322,7 @@ def _ntk_change(w: Witness) -> Replay:
     ]
     agrees = (abs(change - stored) <= tolerance and math.isclose(bound, float(w.stored["bound"]), rel_tol=1e-9)
               and widest <= R * (1 + 1e-12))
-    return Replay(change, bound, agrees, lines)
+    return Replay(change, bound, agrees, lines, _margin([(change, stored, tolerance)]))
 
 
 def _descent(X, Y, W0, a, eta: float, c: float, steps: int, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -372,6 +379,18 @@ def _two_precisions(w: Witness, steps: int):
         return max(float(moved[t]), 16 * 2.0**-52 * abs(mv[t]))
 
     return (sq, mv), allowance
+
+
+def _margin(pairs) -> float:
+    """max |replayed - stored| / allowance over (replayed, stored, allowance) triples (inf for a missing stored value or
+    a difference where the allowance is 0; 0 when nothing differs)."""
+    out = 0.0
+    for replayed, stored, allowance in pairs:
+        if not isinstance(stored, (int, float)) or isinstance(stored, bool):
+            return math.inf
+        diff = abs(float(replayed) - float(stored)) if not (math.isinf(float(replayed)) and replayed == stored) else 0.0
+        out = max(out, diff / allowance if allowance > 0 else (0.0 if diff == 0 else math.inf))
+    return out
 
 
 def _within(replayed, stored, allowance: float) -> bool:
@@ -437,7 +456,7 @@ def _training_run(w: Witness) -> Replay:
         lines.append(f"movement / R = {float(movement[: int(p['T']) + 1].max()) / float(p['R']):.4g} (R = {p['R']:g}; "
                      "movement_within_R needs <= 1)")
     measured = float(first) if first is not None else math.inf
-    return Replay(measured, float(budget), same_step and all(ok), lines)
+    return Replay(measured, float(budget), same_step and all(ok), lines, _margin((x, y, tol) for _, x, y, tol in compared))
 
 
 def _line(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> dict:
@@ -476,7 +495,7 @@ def _loss_in_compute(w: Witness) -> Replay:
                  f"{float(st['measured']):.6g}, [{float(st['interval'][0]):.6g}, {float(st['interval'][1]):.6g}]): "
                  f"{'falls (upper end <= 0)' if interval[1] <= 0 else 'does not fall (upper end > 0)'}"
                  f"{'' if same_side else '; the stored run is on the other side of 0'}")
-    return Replay(slope, 0.0, all(ok) and same_side, lines)
+    return Replay(slope, 0.0, all(ok) and same_side, lines, _margin((a, b, tol) for _, a, b, tol in compared))
 
 
 def _loss_in_compute_compared(w: Witness) -> tuple[list, float, list]:
@@ -532,7 +551,8 @@ def _timing_slope(w: Witness) -> Replay:
              + ("" if w.params.get("quiet_machine", True) else "; the run's machine was busy: its verdict widened "
                                                                 "this interval to inconclusive")]
     lines.append(_time_again(L, int(w.params["d"]), [int(v) for v in m]))
-    return Replay(slope, 0.0, all(ok) and (low >= 0) == (st["interval"][0] >= 0), lines)
+    return Replay(slope, 0.0, all(ok) and (low >= 0) == (st["interval"][0] >= 0), lines,
+                  _margin((values[n], stored.get(n), allow) for n in values if n != "coverage"))
 
 
 def _timing_values(w: Witness) -> tuple[dict, float]:

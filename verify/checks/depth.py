@@ -87,7 +87,7 @@ import numpy as np
 from ntkprefix import bounds, depth, features, sampling
 from ntkprefix.attention import Projected
 from ntkprefix.reduction import accumulate_prefix, empty_prefix_sums, reduce_prefix
-from verify import instruments, plotting, search
+from verify import crosscheck, instruments, plotting, search
 from verify import witness as witness_routes
 from verify.witness import Witness
 from verify.registry import Claim, Control, RunOptions
@@ -457,6 +457,9 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     rows = _measure(s, key, instances)
     predictions, findings = _predictions(s, rows)
     by = {p.name: p for p in predictions}
+    calibrations = [*calibrations, crosscheck.counts_from_points(
+        by["composed_bound"], rows, counted=lambda r: True, decidable=lambda r: crosscheck.finite(r["bound"]),
+        holds=lambda r: r["error"] <= r["bound"])]
     where = findings["stops_describing_at_depth"]
     summary = (f"E_D <= B_D at {by['composed_bound'].checked} points ({by['composed_bound'].not_checked} vacuous); "
                f"schedule: max E_D/(C m^-c) {by['deep_polynomial_error'].measured:.3g}; the composition stops describing "
