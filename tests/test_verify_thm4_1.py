@@ -115,7 +115,7 @@ def test_the_bound_is_pinned_from_both_sides(quick_all):
     s = thm4_1.settings(True)
 
     def outcomes(factor):
-        scaled = [dict(r, bound=r["bound"] * factor) for r in rows]
+        scaled = [dict(r, bound=r["bound"] * factor) if r.get("bound") is not None else r for r in rows]
         return {p.name: p.outcome.value for p in thm4_1._predictions(s, scaled)[0]}
 
     assert outcomes(1.0)["bound_attained"] == "met" and outcomes(1.0)["rigorous_bound"] == "met"
