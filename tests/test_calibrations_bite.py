@@ -61,7 +61,7 @@ def test_the_attention_calibrations_bite(monkeypatch):
                "ntk_attention_with_reduction_equals_taylor_kernel":
                    8 * instruments.gamma(m + L + r + 2 * 3 + d) * np.exp(2 * s_abs)}
     for name, c in by_name(instruments.calibrate_attention(inst, degree=3)).items():
-        assert c.tolerance == pytest.approx(derived[name], rel=1e-12), name  # the tolerance is its derivation's
+        assert c.tolerance == pytest.approx(derived[name], rel=1e-12, abs=0), name  # the tolerance is its derivation's
     assert_bites(lambda: instruments.calibrate_attention(inst, degree=3),
                  [("prefix_attention_equals_dense_softmax", (nk, "prefix_attention"), "max"),
                   ("ntk_attention_with_reduction_equals_taylor_kernel", (nk, "ntk_attention"), "max")], monkeypatch)
@@ -113,7 +113,7 @@ def test_the_section3_model_calibrations_bite(monkeypatch):
     # for the centring a - <a, S> and the residual F - Y
     W, X, Y, a = section3_instance()
     (d, m), n, d_out = W.shape, X.shape[0], a.shape[0]
-    assert all(c.tolerance == pytest.approx(1e3 * instruments.gamma(n * d_out * m + d), rel=1e-12)
+    assert all(c.tolerance == pytest.approx(1e3 * instruments.gamma(n * d_out * m + d), rel=1e-12, abs=0)
                for c in instruments.calibrate_section3_model(W, X, Y, a))
     assert_bites(lambda: instruments.calibrate_section3_model(W, X, Y, a),
                  [("loss_gradient_equals_autodiff", (model, "loss_gradient"), "fro"),
@@ -131,7 +131,7 @@ def test_the_initial_variance_calibration_bites(monkeypatch):
     from scipy import stats
 
     low, high = stats.chi2.ppf([0.5e-6, 1 - 0.5e-6], d * m) / (d * m)  # the derivation, written again
-    assert tolerance == pytest.approx(max(1 - low, high - 1), rel=1e-12)
+    assert tolerance == pytest.approx(max(1 - low, high - 1), rel=1e-12, abs=0)
     original = model.init_prefix_weights
     for factor, met in FACTORS:
         def rescaled(k, d_, m_, sigma, *args, factor=factor, **kwargs):

@@ -40,7 +40,9 @@ def test_the_count_cross_check_bites():
                   holds=lambda r: r["error"] <= r["bound"])
     right = no_failures("p", "test", failures=0, checked=3, not_checked=1, source="derived", role="reading")
     assert crosscheck.counts_from_points(right, rows, **kwargs).met
-    for wrong in (dict(failures=0, checked=4, not_checked=0), dict(failures=1, checked=3, not_checked=1)):
+    # each of the three counts wrong alone, then two at once
+    for wrong in (dict(failures=0, checked=4, not_checked=1), dict(failures=0, checked=3, not_checked=0),
+                  dict(failures=1, checked=3, not_checked=1), dict(failures=0, checked=4, not_checked=0)):
         p = no_failures("p", "test", source="derived", role="reading", **wrong)
         assert not crosscheck.counts_from_points(p, rows, **kwargs).met
 
@@ -66,6 +68,9 @@ def small_run(m=256):
 
 
 def test_the_law_cross_check_bites():
+    # tolerance per level (recomputed here from its derivation): 8 T gamma_{n d_out} || |S| || ||r(0)|| / ||r(T)||,
+    # S = I - eta m H*; the discrepancy is the largest |direct - law| over it, so a law moved by factor x the smallest
+    # level's tolerance gives a discrepancy of about factor (the unmoved difference is far below it)
     X, Y, W0, a = small_run()
     H = np.asarray(kernels.ntk_matrix(W0, X, a))
     lam, V = np.linalg.eigh(H)
@@ -73,12 +78,21 @@ def test_the_law_cross_check_bites():
     shares = (V.T @ r0) ** 2 / (r0 @ r0)
     eta = 0.25 / (256 * lam[-1])
     run = {"m": 256, "seed": 0, "W0": W0, "a": a}
+    levels = (5, 40, 200)
+    S = np.eye(len(H)) - eta * 256 * H
+    k = len(H)
+    gamma = k * 2.0**-53 / (1 - k * 2.0**-53) * max(1.0, np.linalg.norm(np.abs(S), 2))
+    tolerances = [8 * T * gamma * np.linalg.norm(r0) / np.linalg.norm(np.linalg.matrix_power(S, T) @ r0) for T in levels]
 
     def rows(shift):
         return [{"m": 256, "seed": 0, "T": T, "eta": eta,
-                 "log_law": float(np.log(np.sum(shares * (1 - eta * 256 * lam) ** (2 * T)))) + shift} for T in (5, 40, 200)]
+                 "log_law": float(np.log(np.sum(shares * (1 - eta * 256 * lam) ** (2 * T)))) + shift} for T in levels]
 
-    assert prop3_3._law_cross_check(X, Y, run, rows(0.0)).met
+    c0 = prop3_3._law_cross_check(X, Y, run, rows(0.0))
+    assert c0.met and c0.discrepancy < 0.05
+    for factor, met in ((0.9, True), (1.1, False)):
+        c = prop3_3._law_cross_check(X, Y, run, rows(factor * min(tolerances)))
+        assert c.met is met and c.discrepancy == pytest.approx(factor, abs=0.05), (factor, c.discrepancy)
     assert not prop3_3._law_cross_check(X, Y, run, rows(1e-6)).met  # a law off by a millionth of a nat
 
 

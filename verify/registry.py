@@ -149,7 +149,7 @@ def witness_cross_check(witness):
     from verify import witness as witness_module
     from verify.verdict import calibration
 
-    replayed = witness_module.REPLAYS[witness.kind](witness)
+    replayed = witness_module.replay_numbers(witness)
     return calibration(
         "cross_check_witness_replay",
         f"the deciding instance re-measured by an independent route (verify.witness, {witness.kind}) = the check's own "

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Witness", "Replay", "FORMAT", "save", "load", "provenance", "replay", "REPLAYS", "main"]
+__all__ = ["Witness", "Replay", "FORMAT", "save", "load", "provenance", "replay", "replay_numbers", "REPLAYS", "main"]
 
 FORMAT = 1  # bumped when the file layout changes; a reader refuses other formats
 
@@ -522,7 +522,7 @@ def _loss_in_compute_compared(w: Witness) -> tuple[list, float, list]:
     return compared, slope, interval
 
 
-def _timing_slope(w: Witness) -> Replay:
+def _timing_slope(w: Witness, *, retime: bool = True) -> Replay:
     """Figure 3's decisive input length: from the stored times (rounds x points), each round's Theil-Sen slope of
     log(time) in log(m + L) as the median of its pairwise slopes (plain Python), their median, and the interval for
     it from the order statistics whose coverage 1 - 2 P(Bin(k, 1/2) <= j - 1) (exact binomial sums) is the largest
@@ -530,7 +530,8 @@ def _timing_slope(w: Witness) -> Replay:
     slopes: each log, difference and quotient rounds by at most one ulp, so a slope (y_j - y_i)/(x_j - x_i) moves by
     at most 4u (|y_i| + |y_j| + |s| (|x_i| + |x_j|)) / |x_j - x_i| + 4u |s| per route, and medians and order
     statistics by no more than the values they pick (twice that for two routes). Then prefix attention is timed
-    again here, in numpy (float32, dense softmax; not the library), as information: a time is not reproducible."""
+    again here, in numpy (float32, dense softmax; not the library), as information: a time is not reproducible
+    (``retime=False`` leaves it out: the cross-check of a run compares numbers only)."""
     values, allow = _timing_values(w)
     slope, low, high, coverage = values["median slope"], values["interval low end"], values["interval high end"], \
         values["coverage"]
@@ -550,7 +551,8 @@ def _timing_slope(w: Witness) -> Replay:
              f"grows (low end >= 0): {low >= 0} (stored {st['interval'][0] >= 0})"
              + ("" if w.params.get("quiet_machine", True) else "; the run's machine was busy: its verdict widened "
                                                                 "this interval to inconclusive")]
-    lines.append(_time_again(L, int(w.params["d"]), [int(v) for v in m]))
+    if retime:
+        lines.append(_time_again(L, int(w.params["d"]), [int(v) for v in m]))
     return Replay(slope, 0.0, all(ok) and (low >= 0) == (st["interval"][0] >= 0), lines,
                   _margin((values[n], stored.get(n), allow) for n in values if n != "coverage"))
 
@@ -620,6 +622,14 @@ def _time_again(L: int, d: int, ms: list[int], rounds: int = 3) -> str:
 REPLAYS: dict[str, Callable[[Witness], Replay]] = {"attention_error": _attention_error, "deep_error": _deep_error,
                                                    "ntk_change": _ntk_change, "training_run": _training_run,
                                                    "loss_in_compute": _loss_in_compute, "timing_slope": _timing_slope}
+
+
+def replay_numbers(witness: Witness) -> Replay:
+    """The witness replayed as a cross-check of the run that wrote it: every compared number, and nothing that is
+    information only (fig3's timing again on this machine is left out)."""
+    if witness.kind == "timing_slope":
+        return _timing_slope(witness, retime=False)
+    return REPLAYS[witness.kind](witness)
 
 
 def replay(path: Path) -> tuple[Witness, Replay]:

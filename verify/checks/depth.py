@@ -306,8 +306,9 @@ def _measure(s: Settings, key, instances: dict | None = None) -> list[dict]:
         for seed in range(s.seeds):
             rows += _measure_instance(s, w, seed, _instance_key(s, key, w, seed))
     if s.search_m > 0:
-        constructed = _constructed(s, jax.random.fold_in(key, 7919))
-        found, by_start = _search(s, jax.random.fold_in(key, 7919), constructed)
+        base = _instance(s, jax.random.fold_in(key, 7919), s.search_weight_norm, s.search_m)  # drawn once, for both
+        constructed = _constructed(s, base)
+        found, by_start = _search(s, jax.random.fold_in(key, 7919), base, constructed)
         if instances is not None:
             instances["constructed"], instances["searched"] = constructed, found
         rows += _measure_instance(s, s.search_weight_norm, 0, None, inst=constructed, family="constructed")
@@ -316,13 +317,13 @@ def _measure(s: Settings, key, instances: dict | None = None) -> list[dict]:
     return rows
 
 
-def _constructed(s: Settings, key) -> sampling.DeepInstance:
+def _constructed(s: Settings, inst: sampling.DeepInstance) -> sampling.DeepInstance:
     """The constructed family (issue 17), on the searched family's weights (a measured instance at
     search_weight_norm, m = search_m): every entry +-b, arranged layer by layer for large scores of both signs, where
     the Taylor kernel errs most. X = b sign(X) of the measured instance; layer l's prefix rows are
     +-b sign(W_K q^T), q the largest query of layer l's input in the exact stack built so far (the score p W_K q^T is
-    then +-b ||W_K q^T||_1, the largest |score| the box allows for that query), alternating in sign row by row."""
-    inst = _instance(s, key, s.search_weight_norm, s.search_m)
+    then +-b ||W_K q^T||_1, the largest |score| the box allows for that query), alternating in sign row by row.
+    ``inst`` is the measured instance the search starts from."""
     b, X = s.entry_bound, s.entry_bound * np.sign(inst.X)
     P = np.array(inst.P)
     signs = np.where(np.arange(s.search_m) % 2 == 0, 1.0, -1.0)[:, None]
@@ -336,12 +337,13 @@ def _constructed(s: Settings, key) -> sampling.DeepInstance:
     return sampling.DeepInstance(X, inst.W_Q, inst.W_K, inst.W_V, P)
 
 
-def _search(s: Settings, key, constructed: sampling.DeepInstance) -> tuple[sampling.DeepInstance, dict]:
+def _search(s: Settings, key, inst: sampling.DeepInstance,
+            constructed: sampling.DeepInstance) -> tuple[sampling.DeepInstance, dict]:
     """The searched family (issue 17): max over D of E_D / B_D (search_degree at every layer) raised over X and every
     layer's prefix P with entries in [-b, b], the weights fixed (those of a measured instance at search_weight_norm),
     by verify.search.box_ascent from that instance's first search_m rows, the constructed instance and search_starts
-    random starts. The point found is then measured, and judged against the library's B_D, like every other."""
-    inst = _instance(s, key, s.search_weight_norm, s.search_m)
+    random starts drawn from ``key`` (``inst``: that measured instance). The point found is then measured, and judged against the
+    library's B_D, like every other."""
     phi = features.taylor_feature_map(s.d, s.search_degree)
     W = [(jnp.asarray(inst.W_Q[l]), jnp.asarray(inst.W_K[l]), jnp.asarray(inst.W_V[l])) for l in range(s.depth)]
 
@@ -431,20 +433,30 @@ def _calibrate(s: Settings, key) -> list:
                            f"ntkprefix.depth.deep_prefix_attention ({s.depth} layers) = the residual composition of "
                            "dense softmaxes written out", discrepancy, 8 * s.depth * instruments.gamma(n),
                            f"8 D gamma_N, N = m + L + d = {n}: D layers of two sums and a division, both routes"))
-    worst, delta = 0.0, 1e-3 * s.entry_bound
+    # The difference quotient q = ||A(X') - A(X)||_max / delta, X' = X + delta Delta, is rounded: each attention's
+    # error is at most 4 gamma_N max|A| (the dense route's two sums and a division, as in the prefix-attention
+    # calibration), and X' itself is rounded, moving Delta by up to u max|X| / delta relative; Lambda's own evaluation
+    # (a few exponentials and sums over the layer's entries) adds at most 8 gamma_N. The tolerance is the largest
+    # such relative allowance over the probes, derived from the probes (never from Lambda, the side under test).
+    worst, allowance, delta, u = 0.0, 0.0, 1e-3 * s.entry_bound, instruments.gamma(1)
     for l, lay in enumerate(layers):
         A = lambda Z, lay=lay: instruments.dense_prefix_attention(Z @ lay.W_Q, Z @ lay.W_K, Z @ lay.W_V, lay.K_P, lay.V_P)  # noqa: E731
         for p in range(s.lipschitz_probes):
             direction = jax.random.rademacher(jax.random.fold_in(jax.random.fold_in(key, 100 + l), p), stack[l].shape,
                                               stack[l].dtype)
             other = stack[l] + delta * direction
-            ratio = float(jnp.max(jnp.abs(A(other) - A(stack[l])))) / delta
-            worst = max(worst, ratio / depth.attention_lipschitz_bound(lay, stack[l], other))
+            A0, A1 = A(stack[l]), A(other)
+            quotient = float(jnp.max(jnp.abs(A1 - A0))) / delta
+            worst = max(worst, quotient / depth.attention_lipschitz_bound(lay, stack[l], other))
+            rounding = 4 * instruments.gamma(n) * float(jnp.max(jnp.abs(A0)) + jnp.max(jnp.abs(A1))) / delta
+            allowance = max(allowance, rounding / quotient + u * float(jnp.max(jnp.abs(stack[l]))) / delta
+                            + 8 * instruments.gamma(n))
     out.append(calibration("lipschitz_bound_dominates_difference_quotients",
                            "max over layers and random corner perturbations (||Delta||_max = 1e-3 b) of "
                            "||A(X + Delta) - A(X)||_max / (||Delta||_max Lambda(X, X + Delta)) - 1, floored at 0",
-                           max(0.0, worst - 1.0), 1e-9,
-                           "rounding of a difference quotient: 4 u max|A| / delta ~ 1e-12 relative"))
+                           max(0.0, worst - 1.0), allowance,
+                           "the quotient's relative rounding, largest over the probes: 4 gamma_N (max|A(X)| + "
+                           "max|A(X')|) / (delta q) + u max|X| / delta + 8 gamma_N (Lambda's evaluation)"))
     return out
 
 
