@@ -3,6 +3,8 @@ discrepancy lands at 1.1 x its tolerance is rejected, at 0.9 x accepted; the tol
 derived from the instance, not from the outcome). Each test says where its tolerance comes from. The shapes are
 non-degenerate (L != d != m, sigma != 1, d_out = 2, n != d)."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,14 +52,24 @@ def attention_instance():
 
 
 def test_the_attention_calibrations_bite(monkeypatch):
-    # tolerances: 4 gamma_N (two positive length-N sums and a division) for prefix attention; 8 gamma_N e^(2 S_abs)
-    # for NTK-Attention (the monomial expansion's condition), N from the instance's m, L, d, r, g
+    # tolerances: for prefix attention (4 gamma_{N+1} + 4 gamma_{d+2} S_abs) max|V| / max|out| (score rounding moves a
+    # softmax average by 2 delta max|V|; two positive N-term sums and a division; two routes), the strictest over the
+    # runs (the whole prefix and its first two rows, unmasked and causal), written again here; for NTK-Attention
+    # 8 gamma_N e^(2 S_abs) (the monomial expansion's condition), N from the instance's m, L, d, r, g
     inst = attention_instance()
     Q, K, V, K_P, V_P = (np.asarray(x) for x in inst)
     (m, d), L = K_P.shape, Q.shape[0]
     r = nk.taylor_feature_map(d, 3).r
     s_abs = float(np.max(np.abs(Q) @ np.abs(K_P).T)) / np.sqrt(d)
-    derived = {"prefix_attention_equals_dense_softmax": 4 * instruments.gamma(m + L + d),
+    prefix = math.inf
+    for rows in (m, 2):
+        keys, values = np.vstack([K_P[:rows], K]), np.vstack([V_P[:rows], V])
+        S = float(np.max(np.abs(Q) @ np.abs(keys).T)) / np.sqrt(d)
+        for causal in (False, True):
+            out = np.asarray(instruments.dense_prefix_attention(Q, K, V, K_P[:rows], V_P[:rows], causal=causal))
+            prefix = min(prefix, (4 * instruments.gamma(rows + L + 1) + 4 * instruments.gamma(d + 2) * S)
+                         * np.max(np.abs(values)) / np.max(np.abs(out)))
+    derived = {"prefix_attention_equals_dense_softmax": prefix,
                "ntk_attention_with_reduction_equals_taylor_kernel":
                    8 * instruments.gamma(m + L + r + 2 * 3 + d) * np.exp(2 * s_abs)}
     for name, c in by_name(instruments.calibrate_attention(inst, degree=3)).items():

@@ -36,10 +36,31 @@ def depth_calibrations():
 
 
 def test_the_deep_stack_calibration_bites(monkeypatch):
-    # tolerance 8 D gamma_N, N = m + L + d: D layers of the dense route's two sums and a division, in both routes
+    # tolerance: each layer's rounding in both routes carried through the later layers, sum_l e_l prod (1 + Lambda_l'),
+    # over max|Y_D| (depth_check._stack_rounding); pinned here by its two ends: it is at least the composition of the
+    # softmax parts alone (instruments.softmax_rounding per layer, written again) and at most 10x it
     s = depth_check.settings(True)
     c0 = depth_calibrations()["deep_stack_equals_dense_composition"]
-    assert c0.tolerance == pytest.approx(8 * s.depth * instruments.gamma(s.calibration_m + s.L + s.d), rel=1e-12, abs=0)
+    inst = depth_check._host(sampling.deep_prefix_instance(DEPTH_KEY, d=s.d, L=s.L, m=s.calibration_m, depth=s.depth,
+                                                           weight_norm=s.schedule_weight_norm,
+                                                           entry_bound=s.entry_bound))
+    layers = depth_check._layers(inst, s.calibration_m, 1.0)
+    stack = [np.asarray(inst.X)]  # the reference route's composition, from which the tolerance is computed
+    for lay in layers:
+        Y = stack[-1]
+        stack.append(Y + np.asarray(instruments.dense_prefix_attention(Y @ lay.W_Q, Y @ lay.W_K, Y @ lay.W_V, lay.K_P,
+                                                                       lay.V_P)))
+    parts, lams = [], []
+    for l, lay in enumerate(layers):
+        Y = np.abs(stack[l])
+        W_Q, W_K, W_V, K_P, V_P = (np.asarray(x) for x in lay)
+        out = stack[l + 1] - stack[l]
+        S = float(np.max((Y @ np.abs(W_Q)) @ np.vstack([np.abs(K_P), Y @ np.abs(W_K)]).T)) / math.sqrt(s.d)
+        V_all = max(np.max(np.abs(V_P)), np.max(Y @ np.abs(W_V)))
+        parts.append((4 * instruments.gamma(s.calibration_m + s.L + 1) + 4 * instruments.gamma(s.d + 2) * S) * V_all)
+        lams.append(depth.attention_lipschitz_bound(lay, stack[l], stack[l]))
+    floor = depth.composed_error_bound(parts, lams) / np.max(np.abs(stack[-1]))
+    assert floor <= c0.tolerance <= 10 * floor, (floor, c0.tolerance)
     assert c0.met and c0.discrepancy < 0.05 * c0.tolerance
     original = depth.deep_prefix_attention
     for factor, met in FACTORS:
@@ -163,18 +184,20 @@ def test_the_timer_calibration_bites(monkeypatch):
 
 
 def test_the_float32_calibration_bites():
-    # tolerance 4 gamma_N (float32), N = m + L + d, plus 4 u S_abs for the rounded scores: the timed output is planted
-    # at factor x tolerance of the float64 reference's max
+    # tolerance: instruments.softmax_rounding in float32, (4 gamma_{N+1} + 4 gamma_{d+2} S_abs) max|V| / max|out|
+    # (written again here); the timed output is planted at factor x tolerance of the float64 reference's max
     inst = nk.project(*[jax.random.normal(jax.random.PRNGKey(i), shape, jnp.float32) for i, shape in
                         enumerate([(9, 6), (37, 6), (6, 6), (6, 6), (6, 6)])])
-    reference = np.asarray(nk.prefix_attention(*[jnp.asarray(x, jnp.float64) for x in inst]))
+    wide = [np.asarray(x, np.float64) for x in inst]
+    reference = np.asarray(nk.prefix_attention(*[jnp.asarray(x) for x in wide]))
     c0 = fig3_check._float32_against_float64(inst, nk.prefix_attention(*inst))
     m, L, d = 37, 9, 6
-    scores = float(np.max(np.abs(np.asarray(inst.Q, np.float64))
-                          @ np.abs(np.concatenate([np.asarray(inst.K_P, np.float64),
-                                                   np.asarray(inst.K, np.float64)])).T)) / math.sqrt(d)
-    assert c0.tolerance == pytest.approx(4 * instruments.gamma(m + L + d, jnp.float32) + 4 * 2.0**-24 * scores,
-                                         rel=1e-12, abs=0)
+    keys, values = np.vstack([wide[3], wide[1]]), np.vstack([wide[4], wide[2]])
+    scores = float(np.max(np.abs(wide[0]) @ np.abs(keys).T)) / math.sqrt(d)
+    u = 2.0**-24
+    g = lambda n: n * u / (1 - n * u)  # noqa: E731
+    assert c0.tolerance == pytest.approx((4 * g(m + L + 1) + 4 * g(d + 2) * scores) * np.max(np.abs(values))
+                                         / np.max(np.abs(reference)), rel=1e-12, abs=0)
     assert c0.met
     i = np.unravel_index(np.argmax(np.abs(reference)), reference.shape)
     for factor, met in FACTORS:

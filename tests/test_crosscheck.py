@@ -104,11 +104,33 @@ def test_the_training_cross_checks_bite(monkeypatch):
                                          steps=60, record_every=6)
     checks = {c.name: c for c in thm3_2._cross_checks(X, Y, W0, a, rec, H, eta, 256)}
     assert all(c.met for c in checks.values()), checks
-    # a recorded movement off by 1e-12 of itself, and a linearised GD that takes half its step: both rejected
+    # each planted at 0.9x and 1.1x its tolerance (the tolerances: 4 gamma_{d+2} of the movement; 8 T gamma_{n d_out}
+    # || |S| || relative to ||F(0) - Y||, both from the instance, not from the plant)
+    move, lin = checks["cross_check_movement_from_weights"], checks["cross_check_linearised_closed_form"]
+    assert move.discrepancy < 0.05 * move.tolerance and lin.discrepancy < 0.05 * lin.tolerance
+    F0 = np.asarray(rec.outputs)[0, 0]
+    scale = float(np.linalg.norm(F0 - np.asarray(Y)))
+    original = thm3_2._linearized
+    for factor, met in ((0.9, True), (1.1, False)):
+        moved = np.array(rec.max_movement)
+        moved[0, -1] += factor * move.tolerance
+        c = {c.name: c for c in thm3_2._cross_checks(X, Y, W0, a, rec._replace(max_movement=moved), H, eta, 256)}[
+            "cross_check_movement_from_weights"]
+        assert c.met is met and c.tolerance == pytest.approx(move.tolerance, rel=1e-12, abs=0), (factor, c)
+
+        def shifted(H, F0, Y, eta, m, steps, factor=factor):
+            out = np.array(original(H, F0, Y, eta, m, steps))
+            out[-1].flat[0] += factor * lin.tolerance * scale
+            return out
+        with monkeypatch.context() as mp:
+            mp.setattr(thm3_2, "_linearized", shifted)
+            c = {c.name: c for c in thm3_2._cross_checks(X, Y, W0, a, rec, H, eta, 256)}[
+                "cross_check_linearised_closed_form"]
+        assert c.met is met and c.tolerance == lin.tolerance, (factor, c.discrepancy, c.tolerance)
+    # far outside: a recorded movement off by 1e-12 of itself, and a linearised GD that takes half its step
     off = rec._replace(max_movement=rec.max_movement * (1 + 1e-12))
     assert not {c.name: c for c in thm3_2._cross_checks(X, Y, W0, a, off, H, eta, 256)}[
         "cross_check_movement_from_weights"].met
-    original = thm3_2._linearized
     monkeypatch.setattr(thm3_2, "_linearized", lambda H, F0, Y, eta, m, steps: original(H, F0, Y, eta / 2, m, steps))
     assert not {c.name: c for c in thm3_2._cross_checks(X, Y, W0, a, rec, H, eta, 256)}[
         "cross_check_linearised_closed_form"].met

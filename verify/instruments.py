@@ -43,6 +43,20 @@ def _relative_frobenius(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
+def softmax_rounding(Q, keys, values, reference, *, dtype=jnp.float64) -> float:
+    """The derived tolerance, relative to max|reference|, for two floating-point routes to the same softmax attention
+    softmax(Q keys^T / sqrt d) values (every key visible: a bound for any mask), in ``dtype``. Per route: each score
+    is within delta = gamma_{d+2} S_abs of its exact value (a d-term dot product, the scaling and the row's shift;
+    S_abs = max |q| |k| / sqrt d), which moves a softmax average by at most 2 delta max|V| to first order; the two
+    positive N-term sums and the division add (2 gamma_N + u) max|V| <= 2 gamma_{N+1} max|V| (N keys). Two routes:
+    (4 gamma_{N+1} + 4 gamma_{d+2} S_abs) max|V| / max|reference|."""
+    Q, keys, values = (np.abs(np.asarray(x, np.float64)) for x in (Q, keys, values))
+    d, n = Q.shape[1], keys.shape[0]
+    s_abs = float(np.max(Q @ keys.T)) / math.sqrt(d)
+    scale = float(np.max(values)) / max(float(np.max(np.abs(np.asarray(reference, np.float64)))), 1e-300)
+    return (4 * gamma(n + 1, dtype) + 4 * gamma(d + 2, dtype) * s_abs) * scale
+
+
 def dense_prefix_attention(Q, K, V, K_P, V_P, *, causal: bool = False):
     """softmax([Q K_P^T, Q K^T] / sqrt(d)) [V_P; V], every score materialised (the reference route)."""
     L, d = Q.shape
@@ -78,17 +92,21 @@ def calibrate_attention(inst, *, degree: int, causal: tuple[bool, ...] = (False,
     Q, K, V, K_P, V_P = (jnp.asarray(x, jnp.float64) for x in inst)
     m, L, d = K_P.shape[0], Q.shape[0], Q.shape[1]
     phi = nk.taylor_feature_map(d, degree)
-    exact, taylor = 0.0, 0.0
+    runs, taylor = [], 0.0  # runs: (relative error, its own derived tolerance) of prefix attention per run
     for rows in (m, min(2, m)):
         K_r, V_r = K_P[:rows], V_P[:rows]
         chunk = max(1, rows // 3)
         chunk -= 1 if chunk > 1 and rows % chunk == 0 else 0  # the last chunk partial (200 rows: 66, 66, 66, 2)
         for mask in causal:
-            exact = max(exact, _relative_max(nk.prefix_attention(Q, K, V, K_r, V_r, causal=mask, chunk_size=chunk),
-                                             dense_prefix_attention(Q, K, V, K_r, V_r, causal=mask)))
+            dense = dense_prefix_attention(Q, K, V, K_r, V_r, causal=mask)
+            runs.append((_relative_max(nk.prefix_attention(Q, K, V, K_r, V_r, causal=mask, chunk_size=chunk), dense),
+                         softmax_rounding(Q, jnp.concatenate([K_r, K]), jnp.concatenate([V_r, V]), dense)))
             Z, k = nk.reduce_prefix(K_r, V_r, phi, chunk_size=chunk)
             taylor = max(taylor, _relative_max(nk.ntk_attention(Q, K, V, Z, k, phi, causal=mask),
                                                taylor_kernel_attention(Q, K, V, K_r, V_r, degree, causal=mask)))
+    # Each run's error against its own tolerance, expressed at the strictest run's: the check is exactly per run.
+    exact_tolerance = min(t for _, t in runs)
+    exact = max(e * exact_tolerance / t for e, t in runs)
     n = m + L
     # The monomial expansion sums r = C(d+g, g) products whose absolute sum is T_g(|q||k'|/sqrt d) <= e^{S_abs}
     # against e^{-S} <= T_g(s): condition e^{2 S_abs} (bounds.rounding_allowance uses the same kappa).
@@ -100,7 +118,10 @@ def calibrate_attention(inst, *, degree: int, causal: tuple[bool, ...] = (False,
             "prefix_attention_equals_dense_softmax",
             f"ntkprefix.prefix_attention (streamed in chunks, the last partial; running log-sum-exp) = dense softmax "
             f"over all scores (m = {m} and 2; causal {' and '.join(map(str, causal))})",
-            exact, 4 * gamma(n + d), f"4 gamma_N, N = m + L + d = {n + d}: two length-N positive sums and a division",
+            exact, exact_tolerance,
+            "softmax_rounding: (4 gamma_{N+1} + 4 gamma_{d+2} S_abs) max|V| / max|out| (N keys; the score rounding "
+            "and the two positive sums and division, both routes), the strictest over the runs compared; each "
+            "run's error is scaled by that over its own tolerance",
         ),
         calibration(
             "ntk_attention_with_reduction_equals_taylor_kernel",

@@ -414,6 +414,30 @@ def _witness(s: Settings, key, rows: list[dict], instances: dict | None = None) 
                                     "allowance, composed like the bound)"})
 
 
+def _stack_rounding(layers, stack) -> float:
+    """The derived absolute tolerance for two float64 routes to the residual stack (``stack``: the reference route's
+    layer inputs and output, so that the side under test never sets its own tolerance): layer l's own rounding e_l, in
+    both routes, carried through the later layers as depth's error is (sum_l e_l prod_{l' > l} (1 + Lambda_l'),
+    first order). e_l: instruments.softmax_rounding of the layer with |q| <= |Y_l| |W_Q| and |k| <= |Y_l| |W_K|
+    (entrywise: bounds of the projected inputs), times max|A_l(Y_l)|; the projections' own d-term products move each
+    score by at most 2 gamma_d S_abs and each value by gamma_d (|Y_l| |W_V|) (x 2 routes, x 2 for the softmax's
+    first-order response to a score); the residual sum u max|Y_{l+1}| per route."""
+    errors, lipschitz = [], []
+    for l, lay in enumerate(layers):
+        Y_l = np.abs(np.asarray(stack[l], np.float64))
+        W_Q, W_K, W_V, K_P, V_P = (np.asarray(a, np.float64) for a in lay)
+        q, k, v = Y_l @ np.abs(W_Q), np.vstack([np.abs(K_P), Y_l @ np.abs(W_K)]), np.vstack([np.abs(V_P), Y_l @ np.abs(W_V)])
+        out = np.asarray(stack[l + 1], np.float64) - np.asarray(stack[l], np.float64)  # A_l(Y_l), the residual removed
+        d = W_Q.shape[1]
+        s_abs = float(np.max(q @ k.T)) / math.sqrt(d)
+        softmax = instruments.softmax_rounding(q, k, v, out) * float(np.max(np.abs(out)))
+        projections = 2 * (2 * 2 * instruments.gamma(d) * s_abs + instruments.gamma(d)) * float(np.max(v))
+        residual = 2 * instruments.gamma(1) * float(np.max(np.abs(np.asarray(stack[l + 1]))))
+        errors.append(softmax + projections + residual)
+        lipschitz.append(depth.attention_lipschitz_bound(lay, stack[l], stack[l]))
+    return depth.composed_error_bound(errors, lipschitz)
+
+
 def _calibrate(s: Settings, key) -> list:
     """Layer 1 against the dense softmax and the Taylor kernel summed directly; the stack against a dense composition;
     the Lipschitz bound against difference quotients of random perturbations."""
@@ -424,20 +448,25 @@ def _calibrate(s: Settings, key) -> list:
     out = instruments.calibrate_attention(
         Projected(inst.X @ first.W_Q, inst.X @ first.W_K, inst.X @ first.W_V, first.K_P, first.V_P), degree=2)
     stack = depth.deep_prefix_attention(inst.X, layers)
-    Y = inst.X
+    Y, dense = inst.X, [inst.X]
     for lay in layers:
         Y = Y + instruments.dense_prefix_attention(Y @ lay.W_Q, Y @ lay.W_K, Y @ lay.W_V, lay.K_P, lay.V_P)
+        dense.append(Y)
     n = s.calibration_m + s.L + s.d
     discrepancy = float(jnp.max(jnp.abs(stack[-1] - Y)) / jnp.max(jnp.abs(Y)))
     out.append(calibration("deep_stack_equals_dense_composition",
                            f"ntkprefix.depth.deep_prefix_attention ({s.depth} layers) = the residual composition of "
-                           "dense softmaxes written out", discrepancy, 8 * s.depth * instruments.gamma(n),
-                           f"8 D gamma_N, N = m + L + d = {n}: D layers of two sums and a division, both routes"))
+                           "dense softmaxes written out, relative to max|Y_D|", discrepancy,
+                           _stack_rounding(layers, dense) / float(jnp.max(jnp.abs(Y))),
+                           "sum_l e_l prod_{l' > l} (1 + Lambda_l) (depth.composed_error_bound), e_l layer l's "
+                           "rounding in both routes (softmax_rounding on the projected inputs, the projections' "
+                           "d-term products, the residual sum), Lambda_l its Lipschitz bound at the layer's input"))
     # The difference quotient q = ||A(X') - A(X)||_max / delta, X' = X + delta Delta, is rounded: each attention's
     # error is at most 4 gamma_N max|A| (the dense route's two sums and a division, as in the prefix-attention
     # calibration), and X' itself is rounded, moving Delta by up to u max|X| / delta relative; Lambda's own evaluation
     # (a few exponentials and sums over the layer's entries) adds at most 8 gamma_N. The tolerance is the largest
-    # such relative allowance over the probes, derived from the probes (never from Lambda, the side under test).
+    # relative allowance of the probe where the worst ratio q / Lambda is attained, derived from that probe (never
+    # from Lambda, the side under test: scaling Lambda moves neither the worst probe nor its allowance).
     worst, allowance, delta, u = 0.0, 0.0, 1e-3 * s.entry_bound, instruments.gamma(1)
     for l, lay in enumerate(layers):
         A = lambda Z, lay=lay: instruments.dense_prefix_attention(Z @ lay.W_Q, Z @ lay.W_K, Z @ lay.W_V, lay.K_P, lay.V_P)  # noqa: E731
@@ -447,15 +476,16 @@ def _calibrate(s: Settings, key) -> list:
             other = stack[l] + delta * direction
             A0, A1 = A(stack[l]), A(other)
             quotient = float(jnp.max(jnp.abs(A1 - A0))) / delta
-            worst = max(worst, quotient / depth.attention_lipschitz_bound(lay, stack[l], other))
-            rounding = 4 * instruments.gamma(n) * float(jnp.max(jnp.abs(A0)) + jnp.max(jnp.abs(A1))) / delta
-            allowance = max(allowance, rounding / quotient + u * float(jnp.max(jnp.abs(stack[l]))) / delta
-                            + 8 * instruments.gamma(n))
+            ratio = quotient / depth.attention_lipschitz_bound(lay, stack[l], other)
+            if quotient > 0 and ratio > worst:  # a zero quotient is never the worst: its allowance is not needed
+                rounding = 4 * instruments.gamma(n) * float(jnp.max(jnp.abs(A0)) + jnp.max(jnp.abs(A1))) / delta
+                worst, allowance = ratio, (rounding / quotient + u * float(jnp.max(jnp.abs(stack[l]))) / delta
+                                           + 8 * instruments.gamma(n))
     out.append(calibration("lipschitz_bound_dominates_difference_quotients",
                            "max over layers and random corner perturbations (||Delta||_max = 1e-3 b) of "
                            "||A(X + Delta) - A(X)||_max / (||Delta||_max Lambda(X, X + Delta)) - 1, floored at 0",
                            max(0.0, worst - 1.0), allowance,
-                           "the quotient's relative rounding, largest over the probes: 4 gamma_N (max|A(X)| + "
+                           "the relative rounding of the worst probe's quotient: 4 gamma_N (max|A(X)| + "
                            "max|A(X')|) / (delta q) + u max|X| / delta + 8 gamma_N (Lambda's evaluation)"))
     return out
 

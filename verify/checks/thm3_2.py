@@ -190,9 +190,17 @@ def _cross_checks(X, Y, W0, a, rec, H, eta: float, m: int) -> list:
     at the last step, from the weights the run returns (max_r ||w_r(T) - w_r(0)||, here in numpy) against the one the
     training loop recorded (tolerance 4 gamma_{d+2} of it: a difference, d squares summed, a root); and linearised GD
     stepped directly (_linearized) against its closed form Y + V diag((1 - eta m lambda)^t) V^T (F(0) - Y) at every
-    recorded step, in units of ||F(0) - Y|| (tolerance 8 T gamma_{n d_out} || |S| ||, S = I - eta m H*: the
-    iteration's first-order rounding, each product's error at most gamma_{n d_out} |S| |r| entrywise and no step
-    amplifying an earlier one since eta m lambda_max(H*) <= 1 (the caller runs this only then), both routes)."""
+    recorded step, in units of ||F(0) - Y|| (tolerance 8 T gamma_{n d_out} || |S| ||, S = I - eta m H*: the direct
+    iteration's first-order rounding is at most T gamma_k || |S| || ||r(0)|| (each product's error at most
+    gamma_k |S| |r| entrywise, k = n d_out, and no step amplifying an earlier one since eta m lambda_max(H*) <= 1: the
+    caller runs this only then); the closed form's, with eigh's backward error taken as gamma_k ||H|| (LAPACK's is
+    p(k) u for a modest p: an assumption, stated), moved through f(lambda) = (1 - eta m lambda)^t whose derivative is
+    at most t eta m there, is at most t gamma_k ||r(0)|| plus the reconstruction's few gamma_k; the sum is within
+    half the tolerance).
+
+    What the movement cross-check covers: the training loop's movement function at the last step (recorded against
+    numpy's from the returned weights), not the row's reading of its maximum over t <= T, which the witness replay
+    re-measures on the deciding run."""
     d, k = W0.shape[0], H.shape[0]
     gamma = lambda n: n * 2.0**-53 / (1 - n * 2.0**-53)  # noqa: E731
     recorded = float(np.asarray(rec.max_movement)[0, -1])
