@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT ?= out
 
-.PHONY: install reference-env browser verify verify-quick test test-python test-pythons test-thorough bench figures mutants clean
+.PHONY: install reference-env browser coverage verify verify-quick test test-python test-pythons test-thorough bench figures mutants clean
 
 # The interpreter for Python version $$v: python$$v on PATH, else pyenv's newest $$v.x (empty if neither).
 # (A candidate must run: pyenv's shim is on PATH for every version but fails for one not selected.)
@@ -58,6 +58,10 @@ browser:
 		else echo "need root or sudo to install chromium (apt-get install chromium)"; exit 1; fi; \
 		{ $$sudo $(APT_CHROMIUM) || { $$sudo apt-get update && $$sudo $(APT_CHROMIUM); }; } > .browser-install.log 2>&1 \
 			|| { tail -n 20 .browser-install.log; exit 1; }; }
+
+# Which paths of ntkprefix/ the checks reach: coverage.py over `verify --all --quick` (out/coverage/).
+coverage: $(STAMP)
+	$(PY) -m verify.library_coverage --out $(OUT)/coverage
 
 verify: $(STAMP)
 	$(PY) -m verify --all --out $(OUT)

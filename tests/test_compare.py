@@ -30,7 +30,10 @@ def test_a_moved_number_is_located_and_sized_and_provenance_is_not_compared():
     new["wall_time_s"], new["versions"] = 99.0, {"jax": "0.4.25"}
     c = compare.compare_records(_record(), new)
     assert c.same_verdicts and c.identical == c.numbers - 1
-    assert c.largest_at == "measurements[1].error" and c.largest == pytest.approx(2**-52, rel=1e-3)
+    # one ulp of 5e-4 (2^-63), relative to it: 2.17e-16, not 2^-52 (5e-4 is not a power of two)
+    moved = abs(5e-4 * (1 + 2**-52) - 5e-4) / 5e-4
+    assert c.largest_at == "measurements[1].error" and c.largest == pytest.approx(moved, rel=1e-9, abs=0)
+    assert 0 < moved < 2**-52
 
 
 @pytest.mark.parametrize("change,expected", [

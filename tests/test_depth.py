@@ -97,6 +97,21 @@ def test_a_priori_bounds_dominate_the_stack_and_are_attained_in_their_shape():
     assert [b.output_bound for b in flat] == [0.5, 0.5]
 
 
+def test_a_priori_arithmetic_by_hand_at_a_non_degenerate_d():
+    # issue 19: the schedule is loose by design (about 1e12-fold), so a wrong power of d in it would pass every check;
+    # its arithmetic is pinned here at d = 9 (sqrt(d) = 3, d/2 = 4.5, d^(1/4) = 1.73: a wrong power differs), w = 0.5,
+    # b_0 = 1, b_P = 2, with input slack 0.1 (layer 2: b_in = 2.1 > b_P, so B = b_in): S = sqrt(d) w^2 b_in B,
+    # Lambda = w + 4 sqrt(d) w^3 B (B + b_in),
+    # b_out = b + w B, B = max(b_in, b_P), b_in = b + slack (the depth module's docstring)
+    bounds = depth.a_priori_layer_bounds(depth=2, input_bound=1.0, prefix_bound=2.0, weight_norm=0.5, d=9,
+                                         input_slack=0.1)
+    expected = [dict(input_bound=1.1, key_value_bound=1.0, score_range=1.65, lipschitz=9.8, output_bound=2.0),
+                dict(input_bound=2.1, key_value_bound=1.05, score_range=3.3075, lipschitz=13.73, output_bound=3.05)]
+    for got, want in zip(bounds, expected):
+        for field, value in want.items():
+            assert getattr(got, field) == pytest.approx(value, rel=1e-12), (field, getattr(got, field), value)
+
+
 def test_instances_attain_their_bounds():
     inst = sampling.deep_prefix_instance(jax.random.PRNGKey(1), d=4, L=5, m=33, depth=3, weight_norm=0.7,
                                          entry_bound=1.5)

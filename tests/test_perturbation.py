@@ -2,6 +2,7 @@
 the search against a brute-force grid, and the derived bounds (rigorous for ||x_i|| <= 1) fuzzed by hypothesis."""
 
 import itertools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -139,3 +140,17 @@ def test_majorant_converges_to_its_limit():
               for s in range(3)]
     assert abs(np.mean(values) / limit - 1) <= 0.1
     assert perturbation.change_bound(0.0, limit) == 0.0 and perturbation.second_order_remainder(0.01, limit) > 0
+
+
+def test_the_derived_bounds_arithmetic_by_hand():
+    # issue 19: the derived bound is loose by design (the search reaches 0.062 of it in quick mode), so no instance
+    # can pin a wrong constant in it; its arithmetic is pinned here instead, on numbers worked out by hand.
+    # change_bound = 5 (e^{4R} - 1) A: R = 1/4, A = 2 gives 10 (e - 1)
+    assert perturbation.change_bound(0.25, 2.0) == pytest.approx(10 * 1.718281828459045, rel=1e-14)
+    # second_order_remainder = 53 R^2 e^{4R} A: R = 1/4, A = 2 gives 53 / 8 e
+    assert perturbation.second_order_remainder(0.25, 2.0) == pytest.approx(6.625 * 2.718281828459045, rel=1e-14)
+    # majorant A(W) = d_out ||(|X X^T|) o (m S S^T)||_F: W = 0 makes S uniform (m S S^T = 1 everywhere), and with
+    # x_1 = (1, 0), x_2 = (0, -1/2), |X X^T| = diag(1, 1/4): A = d_out sqrt(1 + 1/16); d_out = 2 (not 1: a missing
+    # factor d_out would be invisible), m = 3 (a wrong factor m would show)
+    X = jnp.array([[1.0, 0.0], [0.0, -0.5]])
+    assert perturbation.majorant(jnp.zeros((2, 3)), X, 2) == pytest.approx(2 * math.sqrt(17 / 16), rel=1e-14)

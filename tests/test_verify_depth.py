@@ -42,7 +42,8 @@ def test_quick_run_is_not_a_claim_of_the_paper_and_every_reading_is_met(runs):
     assert {name: (x["source"], x["role"]) for name, x in every.items()} == LABELS
     assert [(r["name"], r["outcome"]) for r in record["readings"]] == [
         ("instances_attain_bound", "met"), ("composed_bound", "met"), ("a_priori_bounds_hold", "met")]
-    assert all(c["met"] for c in record["calibrations"]) and len(record["calibrations"]) == 4
+    assert all(c["met"] for c in record["calibrations"]) and len(record["calibrations"]) == 6
+    assert {"cross_check_counts_composed_bound", "cross_check_witness_replay"} <= {c["name"] for c in record["calibrations"]}
     s = depth_check.settings(True)
     assert every["composed_bound"]["checked"] >= s.min_checked
     assert every["composed_bound"]["not_checked"] > 0  # w = 3 makes some one-layer bounds vacuous: counted apart

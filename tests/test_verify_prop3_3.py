@@ -90,8 +90,8 @@ def test_the_paper_conclusion_is_every_runs_slope_against_compute(records):
         slopes.append(max(f[1] for f in fits))
         lows.append(max(f[2] for f in fits))
         highs.append(max(f[0] for f in fits))
-    assert p["measured"] == pytest.approx(max(slopes), rel=1e-9)
-    assert p["interval"] == pytest.approx([max(lows), max(highs)], rel=1e-9)
+    assert p["measured"] == pytest.approx(max(slopes), rel=1e-9, abs=0)
+    assert p["interval"] == pytest.approx([max(lows), max(highs)], rel=1e-9, abs=0)
     assert p["outcome"] == "met" and max(highs) < 0 and p["checked"] == 6 and p["trend"] is False
 
 
@@ -141,7 +141,7 @@ def test_the_law_is_exact_for_a_linear_model():
     r = (model.model_output(W0, X, a) - Y).reshape(-1)
     H = kernels.ntk_matrix(W0, X, a)
     r_T = np.linalg.matrix_power(np.eye(n * d_out) - eta * m * np.asarray(H), T) @ np.asarray(r)
-    assert float(r_T @ r_T / (r @ r)) == pytest.approx(float(np.sum(shares * (1 - eta * m * evals) ** (2 * T))), rel=1e-10)
+    assert float(r_T @ r_T / (r @ r)) == pytest.approx(float(np.sum(shares * (1 - eta * m * evals) ** (2 * T))), rel=1e-10, abs=0)
     assert float(np.sum(shares)) == pytest.approx(1.0, rel=1e-12)
 
 
@@ -160,6 +160,17 @@ def test_the_initialisation_is_calibrated_away_from_sigma_1(records):
     names = {c["name"] for c in records[None]["calibrations"]}
     assert {"initial_variance_sigma_0.5", "initial_variance_sigma_1.5"} <= names
     assert all(c["met"] for c in records[None]["calibrations"])
+
+
+def test_the_cross_checks_are_met_and_left_out_where_the_step_is_unstable(records):
+    # issue 19: the measurements' second routes run on the quick run and agree; under eta_too_large their rounding
+    # tolerances (which presume a stable step) do not hold, so they are not run and the findings say so
+    found = {c["name"]: c for c in records[None]["calibrations"] if c["name"].startswith("cross_check_")}
+    assert set(found) == {"cross_check_law_against_linearised_gd", "cross_check_witness_replay"}
+    assert all(c["met"] for c in found.values()), found
+    unstable = records["eta_too_large"]
+    assert not any(c["name"].startswith("cross_check_") for c in unstable["calibrations"])
+    assert unstable["findings"]["cross_check_law_against_linearised_gd"].startswith("not run")
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers():

@@ -306,7 +306,7 @@ def test_a_compute_witness_replays_in_agreement_and_bites():
     w = compute_witness()
     r = witness.REPLAYS["loss_in_compute"](w)
     assert r.agrees, r.lines
-    assert r.measured == pytest.approx(w.stored["measured"], rel=1e-9) and r.measured < 0
+    assert r.measured == pytest.approx(w.stored["measured"], rel=1e-9, abs=0) and r.measured < 0
     compared, _, _ = witness._loss_in_compute_compared(w)
     (_, replayed, _, tol), = [c for c in compared if c[0] == "slope (over_levels)"]
     for offset, agrees in ((0.9 * tol, True), (1.1 * tol, False)):

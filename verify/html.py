@@ -49,7 +49,11 @@ def _figures(record: dict) -> list[dict]:
 
 def _view(record: dict, controls: list[dict]) -> dict:
     """The record as the template reads it: the record itself plus what the page shows of it, gathered (the paper's
-    conclusions, this claim's controls, the free choices by reading, the asymptotic hypotheses as lines, figures)."""
+    conclusions, this claim's controls, the free choices by reading, the asymptotic hypotheses as lines, figures).
+
+    Kept deliberately: the defaults for ``asymptotic``, ``settings_reasons``, ``devices``, ``witness`` and
+    ``side_reports``, which every record written since issue 18 holds, let the page render a results.json written by
+    an earlier version (those sections then show as empty or "unrecorded") instead of failing on it."""
     return {**record,
             "paper_conclusions": [p for p in record["predictions"] if is_paper_conclusion(p)],
             "claim_controls": [c for c in controls if c["id"] == record["id"]],

@@ -43,6 +43,20 @@ def _relative_frobenius(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
+def softmax_rounding(Q, keys, values, reference, *, dtype=jnp.float64) -> float:
+    """The derived tolerance, relative to max|reference|, for two floating-point routes to the same softmax attention
+    softmax(Q keys^T / sqrt d) values (every key visible: a bound for any mask), in ``dtype``. Per route: each score
+    is within delta = gamma_{d+2} S_abs of its exact value (a d-term dot product, the scaling and the row's shift;
+    S_abs = max |q| |k| / sqrt d), which moves a softmax average by at most 2 delta max|V| to first order; the two
+    positive N-term sums and the division add (2 gamma_N + u) max|V| <= 2 gamma_{N+1} max|V| (N keys). Two routes:
+    (4 gamma_{N+1} + 4 gamma_{d+2} S_abs) max|V| / max|reference|."""
+    Q, keys, values = (np.abs(np.asarray(x, np.float64)) for x in (Q, keys, values))
+    d, n = Q.shape[1], keys.shape[0]
+    s_abs = float(np.max(Q @ keys.T)) / math.sqrt(d)
+    scale = float(np.max(values)) / max(float(np.max(np.abs(np.asarray(reference, np.float64)))), 1e-300)
+    return (4 * gamma(n + 1, dtype) + 4 * gamma(d + 2, dtype) * s_abs) * scale
+
+
 def dense_prefix_attention(Q, K, V, K_P, V_P, *, causal: bool = False):
     """softmax([Q K_P^T, Q K^T] / sqrt(d)) [V_P; V], every score materialised (the reference route)."""
     L, d = Q.shape
@@ -66,24 +80,33 @@ def taylor_kernel_attention(Q, K, V, K_P, V_P, g: int, *, causal: bool = False):
     return (w_x @ V + w_p @ V_P) / (w_x.sum(axis=1) + w_p.sum(axis=1))[:, None]
 
 
-def calibrate_attention(inst, *, degree: int, causal: bool = False) -> list[Calibration]:
+def calibrate_attention(inst, *, degree: int, causal: tuple[bool, ...] = (False, True)) -> list[Calibration]:
     """Algorithm 1 against the dense softmax, and Algorithm 2 with the Taylor map of ``degree`` and the streamed
-    reduction against :func:`taylor_kernel_attention`, on one float64 instance: with its whole prefix (several
-    reduction chunks, the last one partial; the prefix term dominates the rows) and with its first two prefix rows
-    only (the input scores dominate), so that both regimes of each algorithm's row scaling are exercised."""
+    reduction against :func:`taylor_kernel_attention`, on one float64 instance: with its whole prefix streamed in
+    several chunks, the last one partial (for prefix attention's running log-sum-exp as for the reduction; the prefix
+    term dominates the rows) and with its first two prefix rows only (the input scores dominate), so that both regimes
+    of each algorithm's row scaling are exercised; with the input keys unmasked and causally masked (``causal``: the
+    masks tried; the worst discrepancy over all of them is the calibration's)."""
     import ntkprefix as nk
 
     Q, K, V, K_P, V_P = (jnp.asarray(x, jnp.float64) for x in inst)
     m, L, d = K_P.shape[0], Q.shape[0], Q.shape[1]
     phi = nk.taylor_feature_map(d, degree)
-    exact, taylor = 0.0, 0.0
+    runs, taylor = [], 0.0  # runs: (relative error, its own derived tolerance) of prefix attention per run
     for rows in (m, min(2, m)):
         K_r, V_r = K_P[:rows], V_P[:rows]
-        exact = max(exact, _relative_max(nk.prefix_attention(Q, K, V, K_r, V_r, causal=causal),
-                                         dense_prefix_attention(Q, K, V, K_r, V_r, causal=causal)))
-        Z, k = nk.reduce_prefix(K_r, V_r, phi, chunk_size=max(1, rows // 3))  # several chunks, the last one partial
-        taylor = max(taylor, _relative_max(nk.ntk_attention(Q, K, V, Z, k, phi, causal=causal),
-                                           taylor_kernel_attention(Q, K, V, K_r, V_r, degree, causal=causal)))
+        chunk = max(1, rows // 3)
+        chunk -= 1 if chunk > 1 and rows % chunk == 0 else 0  # the last chunk partial (200 rows: 66, 66, 66, 2)
+        for mask in causal:
+            dense = dense_prefix_attention(Q, K, V, K_r, V_r, causal=mask)
+            runs.append((_relative_max(nk.prefix_attention(Q, K, V, K_r, V_r, causal=mask, chunk_size=chunk), dense),
+                         softmax_rounding(Q, jnp.concatenate([K_r, K]), jnp.concatenate([V_r, V]), dense)))
+            Z, k = nk.reduce_prefix(K_r, V_r, phi, chunk_size=chunk)
+            taylor = max(taylor, _relative_max(nk.ntk_attention(Q, K, V, Z, k, phi, causal=mask),
+                                               taylor_kernel_attention(Q, K, V, K_r, V_r, degree, causal=mask)))
+    # Each run's error against its own tolerance, expressed at the strictest run's: the check is exactly per run.
+    exact_tolerance = min(t for _, t in runs)
+    exact = max(e * exact_tolerance / t for e, t in runs)
     n = m + L
     # The monomial expansion sums r = C(d+g, g) products whose absolute sum is T_g(|q||k'|/sqrt d) <= e^{S_abs}
     # against e^{-S} <= T_g(s): condition e^{2 S_abs} (bounds.rounding_allowance uses the same kappa).
@@ -93,13 +116,18 @@ def calibrate_attention(inst, *, degree: int, causal: bool = False) -> list[Cali
     return [
         calibration(
             "prefix_attention_equals_dense_softmax",
-            f"ntkprefix.prefix_attention (streamed, running log-sum-exp) = dense softmax over all scores (m = {m} and 2)",
-            exact, 4 * gamma(n + d), f"4 gamma_N, N = m + L + d = {n + d}: two length-N positive sums and a division",
+            f"ntkprefix.prefix_attention (streamed in chunks, the last partial; running log-sum-exp) = dense softmax "
+            f"over all scores (m = {m} and 2; causal {' and '.join(map(str, causal))})",
+            exact, exact_tolerance,
+            "softmax_rounding: (4 gamma_{N+1} + 4 gamma_{d+2} S_abs) max|V| / max|out| (N keys; the score rounding "
+            "and the two positive sums and division, both routes), the strictest over the runs compared; each "
+            "run's error is scaled by that over its own tolerance",
         ),
         calibration(
             "ntk_attention_with_reduction_equals_taylor_kernel",
             f"ntk_attention(Q, K, V, reduce_prefix(K_P, V_P, phi_g)) with the Taylor map g = {degree} (r = {phi.r}), "
-            f"chunked = the Taylor-kernel attention summed directly (m = {m} and 2)",
+            f"chunked, the last chunk partial = the Taylor-kernel attention summed directly (m = {m} and 2; causal "
+            f"{' and '.join(map(str, causal))})",
             taylor, 8 * gamma(n_terms) * kappa,
             f"8 gamma_N kappa, N = m + L + r + 2g + d = {n_terms}, kappa = e^(2 S_abs) = {kappa:.3g}",
         ),

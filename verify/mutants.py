@@ -15,7 +15,9 @@ package (ntkprefix/, verify/), and the wall time. It is too slow for CI; the CI 
 every verify/ fault against its named tests (tests/test_mutants.py).
 
 Options: ``--faults a,b`` (default all), ``--claims x,y`` (default every claim except those about run time, whose
-verdicts move with the machine's load), ``--no-tests``, ``--list``.
+verdicts move with the machine's load), ``--no-tests``, ``--tests-first`` (a fault's named tests first, its verdicts
+only when the tests miss it: a faster run whose report says which faults the verdicts were not run for), ``--list``.
+A fault's named tests are files or pytest node ids (``file::test``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Fault:
     old: str
     new: str
     description: str
-    tests: tuple[str, ...]  # the test files that concern it
+    tests: tuple[str, ...]  # the test files (or pytest node ids, file::test) that concern it
 
 
 #: The packages a fault may live in; the kill rate is reported for each.
@@ -106,8 +108,13 @@ FAULTS = (
           "return (g + 1) * log_t - math.lgamma(g + 2)", "the exact Taylor remainder loses its 1F1 factor (underestimates eps)",
           ("tests/test_bounds.py", "tests/test_properties.py")),
     Fault("attention_bound_missing_factor_2", "ntkprefix/bounds.py", "return 2.0 * eps / (1.0 - eps) * value_bound",
-          "return eps / (1.0 - eps) * value_bound", "the output-error bound missing its factor 2",
+          "return eps / (1.0 - eps) * value_bound", "the output-error bound missing its factor 2 (a departure from the "
+          "stated formula, though eps/(1 - eps) max|V_C| is itself a valid bound: verify/checks/thm4_1.py)",
           ("tests/test_bounds.py", "tests/test_properties.py")),
+    Fault("attention_bound_twice_as_loose", "ntkprefix/bounds.py", "return 2.0 * eps / (1.0 - eps) * value_bound",
+          "return 4.0 * eps / (1.0 - eps) * value_bound", "the output-error bound twice as loose as derived (every "
+          "point still below it: only a bound shown attained can see it)",
+          ("tests/test_bounds.py", "tests/test_verify_thm4_1.py")),
     Fault("gradient_descent_half_step", "ntkprefix/training.py",
           "return W - eta * loss_gradient(W, X, Y, a, output_scale=output_scale), record",
           "return W - 0.5 * eta * loss_gradient(W, X, Y, a, output_scale=output_scale), record",
@@ -178,6 +185,77 @@ FAULTS = (
     Fault("half_ranges_drop_middle", "verify/fitting.py", "return xs[: mid + 1], xs[mid:]", "return xs[:mid], xs[mid:]",
           "the first half of a sweep loses the shared middle point (a three-point sweep's first half has one point)",
           ("tests/test_fitting.py",)),
+    # Calibrations (issue 19): a comparison or a tolerance moved, each caught by the test showing that calibration
+    # bites at 1.1 x its derived tolerance (tests/test_calibrations_bite.py, tests/test_check_calibrations_bite.py).
+    Fault("calibration_met_within_ten_tolerances", "verify/verdict.py",
+          "bool(math.isfinite(discrepancy) and discrepancy <= tolerance))",
+          "bool(math.isfinite(discrepancy) and discrepancy <= 10 * tolerance))",
+          "every calibration accepts a discrepancy up to 10 x its tolerance",
+          ("tests/test_calibrations_bite.py::test_the_section3_model_calibrations_bite",
+           "tests/test_check_calibrations_bite.py::test_the_float32_calibration_bites")),
+    Fault("softmax_score_rounding_hundredfold", "verify/instruments.py",
+          "    return (4 * gamma(n + 1, dtype) + 4 * gamma(d + 2, dtype) * s_abs) * scale\n",
+          "    return (4 * gamma(n + 1, dtype) + 400 * gamma(d + 2, dtype) * s_abs) * scale\n",
+          "the softmax calibrations' score-rounding term 100 x its derivation (4 gamma_{d+2} S_abs)",
+          ("tests/test_calibrations_bite.py::test_the_attention_calibrations_bite",)),
+    Fault("section3_condition_allowance_1e5", "verify/instruments.py", "    tolerance = 1e3 * gamma(n_terms)\n",
+          "    tolerance = 1e5 * gamma(n_terms)\n",
+          "the Section 3 closed forms' tolerance with a condition allowance of 1e5 instead of 1e3",
+          ("tests/test_calibrations_bite.py::test_the_section3_model_calibrations_bite",)),
+    Fault("variance_false_alarm_1e12", "verify/instruments.py", "VARIANCE_FALSE_ALARM = 1e-6",
+          "VARIANCE_FALSE_ALARM = 1e-12",
+          "the initial-variance calibration at false-alarm probability 1e-12 (wider quantiles) instead of 1e-6",
+          ("tests/test_calibrations_bite.py::test_the_initial_variance_calibration_bites",)),
+    Fault("stack_rounding_without_amplification", "verify/checks/depth.py",
+          "        lipschitz.append(depth.attention_lipschitz_bound(lay, stack[l], stack[l]))\n",
+          "        lipschitz.append(0.0)\n",
+          "depth's stack calibration adds the layers' roundings without carrying them through the later layers "
+          "(a tolerance too tight by prod (1 + Lambda))",
+          ("tests/test_check_calibrations_bite.py::test_the_deep_stack_calibration_bites",)),
+    Fault("stack_rounding_tenfold", "verify/checks/depth.py", "    return depth.composed_error_bound(errors, lipschitz)\n",
+          "    return 10 * depth.composed_error_bound(errors, lipschitz)\n",
+          "depth's stack calibration 10x looser than its derivation",
+          ("tests/test_check_calibrations_bite.py::test_the_deep_stack_calibration_bites",)),
+    Fault("lem3_1_remainder_doubled", "verify/checks/lem3_1.py",
+          "abs(finite - first), perturbation.second_order_remainder(R, A) + rounding,",
+          "abs(finite - first), 2 * perturbation.second_order_remainder(R, A) + rounding,",
+          "lem3_1's first-order calibration allows twice the derived second-order remainder",
+          ("tests/test_check_calibrations_bite.py::test_the_lem3_1_finite_change_calibration_bites",)),
+    Fault("float32_calibration_in_float64", "verify/checks/fig3.py", "reference, dtype=jnp.float32)",
+          "reference, dtype=jnp.float64)",
+          "fig3's float32 calibration with float64's unit roundoff (a tolerance 2^29 times too tight)",
+          ("tests/test_check_calibrations_bite.py::test_the_float32_calibration_bites",)),
+    # The measurements' second routes (issue 19), each caught by the test that shows it bites.
+    Fault("counts_cross_check_skips_not_checked", "verify/crosscheck.py",
+          "float(sum(abs(a - b) for a, b in zip(recounted, reported)))",
+          "float(abs(recounted[0] - reported[0]) + abs(recounted[2] - reported[2]))",
+          "the counts' cross-check ignores the not-checked count (a point dropped from the count goes unseen)",
+          ("tests/test_crosscheck.py::test_the_count_cross_check_bites",)),
+    Fault("replay_margin_without_allowance", "verify/witness.py",
+          "out = max(out, diff / allowance if allowance > 0 else", "out = max(out, diff if allowance > 0 else",
+          "the witness cross-check's margin is the raw difference, not its ratio to the route's allowance",
+          ("tests/test_crosscheck.py::test_the_witness_cross_check_bites",)),
+    Fault("law_cross_check_tolerance_squared", "verify/checks/prop3_3.py",
+          "tolerance = 4 * 2 * level[\"T\"] * gamma * math.exp(-direct / 2)",
+          "tolerance = 4 * 2 * level[\"T\"] * gamma * math.exp(-direct)",
+          "the law's cross-check divides by ||r(T)||^2 instead of ||r(T)|| (a tolerance too loose wherever the loss falls)",
+          ("tests/test_crosscheck.py::test_the_law_cross_check_bites",)),
+    # The checks' own measurement code (issue 19): caught by a cross-check (an instrument error) in the verdict and
+    # by the check's test that its cross-checks are met.
+    Fault("linearised_gd_half_step", "verify/checks/thm3_2.py",
+          "    step = np.eye(len(H)) - eta * m * H\n    residual = (F0 - Y).reshape(-1)\n",
+          "    step = np.eye(len(H)) - eta * m * H / 2\n    residual = (F0 - Y).reshape(-1)\n",
+          "thm3_2's linearised dynamics take half the step (linearization_distance measured against the wrong curve)",
+          ("tests/test_crosscheck.py::test_the_training_cross_checks_bite",
+           "tests/test_verify_thm3_2.py::test_linearised_dynamics_match_one_small_gd_step_with_several_outputs")),
+    Fault("law_powers_T_not_2T", "verify/checks/prop3_3.py",
+          "modes = run[\"shares\"] * contraction ** (2 * T)", "modes = run[\"shares\"] * contraction ** T",
+          "prop3_3's law for each run with (1 - eta m lambda_i)^T instead of ^(2T) (the loss's law, not the residual's "
+          "square)", ("tests/test_verify_prop3_3.py::test_the_cross_checks_are_met_and_left_out_where_the_step_is_unstable",)),
+    Fault("movement_read_before_last_step", "verify/checks/thm3_2.py",
+          "\"max_movement\": float(np.nanmax(moves[i, : Ti + 1])),", "\"max_movement\": float(np.nanmax(moves[i, :Ti])),",
+          "thm3_2's largest movement read over t < T instead of t <= T (the last, largest, step left out)",
+          ("tests/test_verify_thm3_2.py::test_the_cross_checks_are_met_and_left_out_where_the_step_is_unstable",)),
 )
 
 
@@ -246,7 +324,7 @@ def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
     the runner, never a caught fault: RuntimeError."""
     if not tests:
         return True, "no tests named"
-    missing = [t for t in tests if not (root / t).is_file()]
+    missing = [t for t in tests if not (root / t.split("::")[0]).is_file()]
     if missing:
         raise RuntimeError(f"named test files missing from the copy at {root}: {', '.join(missing)}")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=root,
@@ -271,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", help="comma-separated fault names (default: all)")
     parser.add_argument("--claims", help="comma-separated claim ids (default: every claim)")
     parser.add_argument("--no-tests", action="store_true", help="judge by the verdicts alone")
+    parser.add_argument("--tests-first", action="store_true",
+                        help="run a fault's named tests first and its verdicts only when the tests miss it (faster; "
+                             "the report then names the tests as the catcher and says the verdicts were not run)")
     parser.add_argument("--list", action="store_true", help="list the faults")
     args = parser.parse_args(argv)
     if args.list:
@@ -285,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     faults = [f for f in FAULTS if f.name in names]
     for fault in faults:
         package_of(fault)
+    if args.tests_first and args.no_tests:
+        print("python -m verify.mutants: error: --tests-first and --no-tests exclude each other", file=sys.stderr)
+        return 2
     if args.claims:
         claims = args.claims.split(",")
     else:
@@ -302,8 +386,16 @@ def main(argv: list[str] | None = None) -> int:
         _copy(snapshot)
         base = Path(tmp) / "baseline"
         shutil.copytree(snapshot, base)
-        baseline = run_verdicts(base, claims)
-        print(f"baseline verdicts: {baseline}", flush=True)
+        baseline_verdicts = {}
+
+        def baseline() -> dict:  # the unmutated verdicts, run once, when a fault first needs them
+            if not baseline_verdicts:
+                baseline_verdicts.update(run_verdicts(base, claims))
+                print(f"baseline verdicts: {baseline_verdicts}", flush=True)
+            return baseline_verdicts
+
+        if not args.tests_first:
+            baseline()
         baseline_tests = {}  # named test files -> (passed, last line) on the unmutated copy
         caught = 0
         by_package = {package: [0, 0] for package in PACKAGES}
@@ -312,8 +404,15 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(tmp) / fault.name
             shutil.copytree(snapshot, root)
             plant(fault, root)
-            verdicts = run_verdicts(root, claims)
-            changed = {c: (baseline[c], verdicts.get(c)) for c in claims if verdicts.get(c) != baseline[c]}
+            verdicts, changed = None, {}
+
+            def judge_by_verdicts():
+                nonlocal verdicts, changed
+                verdicts = run_verdicts(root, claims)
+                changed = {c: (baseline()[c], verdicts.get(c)) for c in claims if verdicts.get(c) != baseline()[c]}
+
+            if not args.tests_first:
+                judge_by_verdicts()
             tests_pass, tests_line = (True, "not run") if args.no_tests else run_tests(root, fault.tests)
             if not tests_pass:
                 if fault.tests not in baseline_tests:
@@ -321,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not baseline_tests[fault.tests][0]:  # already failing unmutated: the failure shows nothing
                     tests_pass, tests_line = True, (f"fail unmutated too ({baseline_tests[fault.tests][1]}), so they "
                                                     "catch nothing")
+            if args.tests_first and tests_pass:
+                judge_by_verdicts()
             killed = bool(changed) or not tests_pass
             caught += killed
             by_package[package_of(fault)][0] += killed
@@ -330,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                 by.append("verdicts " + ", ".join(f"{c}: {a} -> {b}" for c, (a, b) in changed.items()))
             if not tests_pass:
                 by.append(f"tests ({tests_line})")
+            if verdicts is None:
+                by.append("verdicts not run (--tests-first: the tests caught it)")
             print(f"{'CAUGHT' if killed else 'MISSED'} {fault.name} ({fault.description}) in {time.perf_counter() - t0:.0f} s: "
                   + ("; ".join(by) if by else f"verdicts unchanged, tests {tests_line}"), flush=True)
             shutil.rmtree(root, ignore_errors=True)

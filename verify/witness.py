@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Witness", "Replay", "FORMAT", "save", "load", "provenance", "replay", "REPLAYS", "main"]
+__all__ = ["Witness", "Replay", "FORMAT", "save", "load", "provenance", "replay", "replay_numbers", "REPLAYS", "main"]
 
 FORMAT = 1  # bumped when the file layout changes; a reader refuses other formats
 
@@ -117,6 +117,13 @@ class Replay:
     bound: float
     agrees: bool
     lines: list[str]
+    margin: float = math.nan  # the largest |replayed - stored| / allowance over the numbers compared (<= 1: within)
+
+    @property
+    def discrepancy(self) -> float:
+        """The margin where the replay agrees; where it does not, the margin if that exceeds 1, else inf (a
+        disagreement of another kind: a threshold's side, a bound, a step): a calibration's discrepancy against 1."""
+        return self.margin if self.agrees else (self.margin if self.margin > 1 else math.inf)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -205,7 +212,7 @@ def _attention_error_exact(w: Witness, mpmath) -> Replay:
     agrees = (abs(measured - stored) <= tolerance
               and math.isclose(float(bound), float(w.stored["bound"]), rel_tol=1e-9)
               and math.isclose(float(S), float(w.stored["S"]), rel_tol=1e-12, abs_tol=1e-300))
-    return Replay(measured, float(bound), agrees, lines)
+    return Replay(measured, float(bound), agrees, lines, _margin([(measured, stored, tolerance)]))
 
 
 def _deep_error(w: Witness) -> Replay:
@@ -274,7 +281,7 @@ def _deep_error_exact(w: Witness, mpmath) -> Replay:
     ]
     agrees = (abs(measured - stored) <= tolerance and math.isclose(bound, float(w.stored["bound"]), rel_tol=1e-9)
               and all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lams, w.stored["lipschitz"])))
-    return Replay(measured, bound, agrees, lines)
+    return Replay(measured, bound, agrees, lines, _margin([(measured, stored, tolerance)]))
 
 
 def _ntk_change(w: Witness) -> Replay:
@@ -315,7 +322,7 @@ def _ntk_change(w: Witness) -> Replay:
     ]
     agrees = (abs(change - stored) <= tolerance and math.isclose(bound, float(w.stored["bound"]), rel_tol=1e-9)
               and widest <= R * (1 + 1e-12))
-    return Replay(change, bound, agrees, lines)
+    return Replay(change, bound, agrees, lines, _margin([(change, stored, tolerance)]))
 
 
 def _descent(X, Y, W0, a, eta: float, c: float, steps: int, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -372,6 +379,18 @@ def _two_precisions(w: Witness, steps: int):
         return max(float(moved[t]), 16 * 2.0**-52 * abs(mv[t]))
 
     return (sq, mv), allowance
+
+
+def _margin(pairs) -> float:
+    """max |replayed - stored| / allowance over (replayed, stored, allowance) triples (inf for a missing stored value or
+    a difference where the allowance is 0; 0 when nothing differs)."""
+    out = 0.0
+    for replayed, stored, allowance in pairs:
+        if not isinstance(stored, (int, float)) or isinstance(stored, bool):
+            return math.inf
+        diff = abs(float(replayed) - float(stored)) if not (math.isinf(float(replayed)) and replayed == stored) else 0.0
+        out = max(out, diff / allowance if allowance > 0 else (0.0 if diff == 0 else math.inf))
+    return out
 
 
 def _within(replayed, stored, allowance: float) -> bool:
@@ -437,7 +456,7 @@ def _training_run(w: Witness) -> Replay:
         lines.append(f"movement / R = {float(movement[: int(p['T']) + 1].max()) / float(p['R']):.4g} (R = {p['R']:g}; "
                      "movement_within_R needs <= 1)")
     measured = float(first) if first is not None else math.inf
-    return Replay(measured, float(budget), same_step and all(ok), lines)
+    return Replay(measured, float(budget), same_step and all(ok), lines, _margin((x, y, tol) for _, x, y, tol in compared))
 
 
 def _line(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> dict:
@@ -476,7 +495,7 @@ def _loss_in_compute(w: Witness) -> Replay:
                  f"{float(st['measured']):.6g}, [{float(st['interval'][0]):.6g}, {float(st['interval'][1]):.6g}]): "
                  f"{'falls (upper end <= 0)' if interval[1] <= 0 else 'does not fall (upper end > 0)'}"
                  f"{'' if same_side else '; the stored run is on the other side of 0'}")
-    return Replay(slope, 0.0, all(ok) and same_side, lines)
+    return Replay(slope, 0.0, all(ok) and same_side, lines, _margin((a, b, tol) for _, a, b, tol in compared))
 
 
 def _loss_in_compute_compared(w: Witness) -> tuple[list, float, list]:
@@ -503,7 +522,7 @@ def _loss_in_compute_compared(w: Witness) -> tuple[list, float, list]:
     return compared, slope, interval
 
 
-def _timing_slope(w: Witness) -> Replay:
+def _timing_slope(w: Witness, *, retime: bool = True) -> Replay:
     """Figure 3's decisive input length: from the stored times (rounds x points), each round's Theil-Sen slope of
     log(time) in log(m + L) as the median of its pairwise slopes (plain Python), their median, and the interval for
     it from the order statistics whose coverage 1 - 2 P(Bin(k, 1/2) <= j - 1) (exact binomial sums) is the largest
@@ -511,7 +530,8 @@ def _timing_slope(w: Witness) -> Replay:
     slopes: each log, difference and quotient rounds by at most one ulp, so a slope (y_j - y_i)/(x_j - x_i) moves by
     at most 4u (|y_i| + |y_j| + |s| (|x_i| + |x_j|)) / |x_j - x_i| + 4u |s| per route, and medians and order
     statistics by no more than the values they pick (twice that for two routes). Then prefix attention is timed
-    again here, in numpy (float32, dense softmax; not the library), as information: a time is not reproducible."""
+    again here, in numpy (float32, dense softmax; not the library), as information: a time is not reproducible
+    (``retime=False`` leaves it out: the cross-check of a run compares numbers only)."""
     values, allow = _timing_values(w)
     slope, low, high, coverage = values["median slope"], values["interval low end"], values["interval high end"], \
         values["coverage"]
@@ -531,8 +551,10 @@ def _timing_slope(w: Witness) -> Replay:
              f"grows (low end >= 0): {low >= 0} (stored {st['interval'][0] >= 0})"
              + ("" if w.params.get("quiet_machine", True) else "; the run's machine was busy: its verdict widened "
                                                                 "this interval to inconclusive")]
-    lines.append(_time_again(L, int(w.params["d"]), [int(v) for v in m]))
-    return Replay(slope, 0.0, all(ok) and (low >= 0) == (st["interval"][0] >= 0), lines)
+    if retime:
+        lines.append(_time_again(L, int(w.params["d"]), [int(v) for v in m]))
+    return Replay(slope, 0.0, all(ok) and (low >= 0) == (st["interval"][0] >= 0), lines,
+                  _margin((values[n], stored.get(n), allow) for n in values if n != "coverage"))
 
 
 def _timing_values(w: Witness) -> tuple[dict, float]:
@@ -600,6 +622,14 @@ def _time_again(L: int, d: int, ms: list[int], rounds: int = 3) -> str:
 REPLAYS: dict[str, Callable[[Witness], Replay]] = {"attention_error": _attention_error, "deep_error": _deep_error,
                                                    "ntk_change": _ntk_change, "training_run": _training_run,
                                                    "loss_in_compute": _loss_in_compute, "timing_slope": _timing_slope}
+
+
+def replay_numbers(witness: Witness) -> Replay:
+    """The witness replayed as a cross-check of the run that wrote it: every compared number, and nothing that is
+    information only (fig3's timing again on this machine is left out)."""
+    if witness.kind == "timing_slope":
+        return _timing_slope(witness, retime=False)
+    return REPLAYS[witness.kind](witness)
 
 
 def replay(path: Path) -> tuple[Witness, Replay]:

@@ -87,7 +87,7 @@ import numpy as np
 from ntkprefix import bounds, depth, features, sampling
 from ntkprefix.attention import Projected
 from ntkprefix.reduction import accumulate_prefix, empty_prefix_sums, reduce_prefix
-from verify import instruments, plotting, search
+from verify import crosscheck, instruments, plotting, search
 from verify import witness as witness_routes
 from verify.witness import Witness
 from verify.registry import Claim, Control, RunOptions
@@ -306,8 +306,9 @@ def _measure(s: Settings, key, instances: dict | None = None) -> list[dict]:
         for seed in range(s.seeds):
             rows += _measure_instance(s, w, seed, _instance_key(s, key, w, seed))
     if s.search_m > 0:
-        constructed = _constructed(s, jax.random.fold_in(key, 7919))
-        found, by_start = _search(s, jax.random.fold_in(key, 7919), constructed)
+        base = _instance(s, jax.random.fold_in(key, 7919), s.search_weight_norm, s.search_m)  # drawn once, for both
+        constructed = _constructed(s, base)
+        found, by_start = _search(s, jax.random.fold_in(key, 7919), base, constructed)
         if instances is not None:
             instances["constructed"], instances["searched"] = constructed, found
         rows += _measure_instance(s, s.search_weight_norm, 0, None, inst=constructed, family="constructed")
@@ -316,13 +317,13 @@ def _measure(s: Settings, key, instances: dict | None = None) -> list[dict]:
     return rows
 
 
-def _constructed(s: Settings, key) -> sampling.DeepInstance:
+def _constructed(s: Settings, inst: sampling.DeepInstance) -> sampling.DeepInstance:
     """The constructed family (issue 17), on the searched family's weights (a measured instance at
     search_weight_norm, m = search_m): every entry +-b, arranged layer by layer for large scores of both signs, where
     the Taylor kernel errs most. X = b sign(X) of the measured instance; layer l's prefix rows are
     +-b sign(W_K q^T), q the largest query of layer l's input in the exact stack built so far (the score p W_K q^T is
-    then +-b ||W_K q^T||_1, the largest |score| the box allows for that query), alternating in sign row by row."""
-    inst = _instance(s, key, s.search_weight_norm, s.search_m)
+    then +-b ||W_K q^T||_1, the largest |score| the box allows for that query), alternating in sign row by row.
+    ``inst`` is the measured instance the search starts from."""
     b, X = s.entry_bound, s.entry_bound * np.sign(inst.X)
     P = np.array(inst.P)
     signs = np.where(np.arange(s.search_m) % 2 == 0, 1.0, -1.0)[:, None]
@@ -336,12 +337,13 @@ def _constructed(s: Settings, key) -> sampling.DeepInstance:
     return sampling.DeepInstance(X, inst.W_Q, inst.W_K, inst.W_V, P)
 
 
-def _search(s: Settings, key, constructed: sampling.DeepInstance) -> tuple[sampling.DeepInstance, dict]:
+def _search(s: Settings, key, inst: sampling.DeepInstance,
+            constructed: sampling.DeepInstance) -> tuple[sampling.DeepInstance, dict]:
     """The searched family (issue 17): max over D of E_D / B_D (search_degree at every layer) raised over X and every
     layer's prefix P with entries in [-b, b], the weights fixed (those of a measured instance at search_weight_norm),
     by verify.search.box_ascent from that instance's first search_m rows, the constructed instance and search_starts
-    random starts. The point found is then measured, and judged against the library's B_D, like every other."""
-    inst = _instance(s, key, s.search_weight_norm, s.search_m)
+    random starts drawn from ``key`` (``inst``: that measured instance). The point found is then measured, and judged against the
+    library's B_D, like every other."""
     phi = features.taylor_feature_map(s.d, s.search_degree)
     W = [(jnp.asarray(inst.W_Q[l]), jnp.asarray(inst.W_K[l]), jnp.asarray(inst.W_V[l])) for l in range(s.depth)]
 
@@ -412,6 +414,30 @@ def _witness(s: Settings, key, rows: list[dict], instances: dict | None = None) 
                                     "allowance, composed like the bound)"})
 
 
+def _stack_rounding(layers, stack) -> float:
+    """The derived absolute tolerance for two float64 routes to the residual stack (``stack``: the reference route's
+    layer inputs and output, so that the side under test never sets its own tolerance): layer l's own rounding e_l, in
+    both routes, carried through the later layers as depth's error is (sum_l e_l prod_{l' > l} (1 + Lambda_l'),
+    first order). e_l: instruments.softmax_rounding of the layer with |q| <= |Y_l| |W_Q| and |k| <= |Y_l| |W_K|
+    (entrywise: bounds of the projected inputs), times max|A_l(Y_l)|; the projections' own d-term products move each
+    score by at most 2 gamma_d S_abs and each value by gamma_d (|Y_l| |W_V|) (x 2 routes, x 2 for the softmax's
+    first-order response to a score); the residual sum u max|Y_{l+1}| per route."""
+    errors, lipschitz = [], []
+    for l, lay in enumerate(layers):
+        Y_l = np.abs(np.asarray(stack[l], np.float64))
+        W_Q, W_K, W_V, K_P, V_P = (np.asarray(a, np.float64) for a in lay)
+        q, k, v = Y_l @ np.abs(W_Q), np.vstack([np.abs(K_P), Y_l @ np.abs(W_K)]), np.vstack([np.abs(V_P), Y_l @ np.abs(W_V)])
+        out = np.asarray(stack[l + 1], np.float64) - np.asarray(stack[l], np.float64)  # A_l(Y_l), the residual removed
+        d = W_Q.shape[1]
+        s_abs = float(np.max(q @ k.T)) / math.sqrt(d)
+        softmax = instruments.softmax_rounding(q, k, v, out) * float(np.max(np.abs(out)))
+        projections = 2 * (2 * 2 * instruments.gamma(d) * s_abs + instruments.gamma(d)) * float(np.max(v))
+        residual = 2 * instruments.gamma(1) * float(np.max(np.abs(np.asarray(stack[l + 1]))))
+        errors.append(softmax + projections + residual)
+        lipschitz.append(depth.attention_lipschitz_bound(lay, stack[l], stack[l]))
+    return depth.composed_error_bound(errors, lipschitz)
+
+
 def _calibrate(s: Settings, key) -> list:
     """Layer 1 against the dense softmax and the Taylor kernel summed directly; the stack against a dense composition;
     the Lipschitz bound against difference quotients of random perturbations."""
@@ -422,29 +448,45 @@ def _calibrate(s: Settings, key) -> list:
     out = instruments.calibrate_attention(
         Projected(inst.X @ first.W_Q, inst.X @ first.W_K, inst.X @ first.W_V, first.K_P, first.V_P), degree=2)
     stack = depth.deep_prefix_attention(inst.X, layers)
-    Y = inst.X
+    Y, dense = inst.X, [inst.X]
     for lay in layers:
         Y = Y + instruments.dense_prefix_attention(Y @ lay.W_Q, Y @ lay.W_K, Y @ lay.W_V, lay.K_P, lay.V_P)
+        dense.append(Y)
     n = s.calibration_m + s.L + s.d
     discrepancy = float(jnp.max(jnp.abs(stack[-1] - Y)) / jnp.max(jnp.abs(Y)))
     out.append(calibration("deep_stack_equals_dense_composition",
                            f"ntkprefix.depth.deep_prefix_attention ({s.depth} layers) = the residual composition of "
-                           "dense softmaxes written out", discrepancy, 8 * s.depth * instruments.gamma(n),
-                           f"8 D gamma_N, N = m + L + d = {n}: D layers of two sums and a division, both routes"))
-    worst, delta = 0.0, 1e-3 * s.entry_bound
+                           "dense softmaxes written out, relative to max|Y_D|", discrepancy,
+                           _stack_rounding(layers, dense) / float(jnp.max(jnp.abs(Y))),
+                           "sum_l e_l prod_{l' > l} (1 + Lambda_l) (depth.composed_error_bound), e_l layer l's "
+                           "rounding in both routes (softmax_rounding on the projected inputs, the projections' "
+                           "d-term products, the residual sum), Lambda_l its Lipschitz bound at the layer's input"))
+    # The difference quotient q = ||A(X') - A(X)||_max / delta, X' = X + delta Delta, is rounded: each attention's
+    # error is at most 4 gamma_N max|A| (the dense route's two sums and a division, as in the prefix-attention
+    # calibration), and X' itself is rounded, moving Delta by up to u max|X| / delta relative; Lambda's own evaluation
+    # (a few exponentials and sums over the layer's entries) adds at most 8 gamma_N. The tolerance is the largest
+    # relative allowance of the probe where the worst ratio q / Lambda is attained, derived from that probe (never
+    # from Lambda, the side under test: scaling Lambda moves neither the worst probe nor its allowance).
+    worst, allowance, delta, u = 0.0, 0.0, 1e-3 * s.entry_bound, instruments.gamma(1)
     for l, lay in enumerate(layers):
         A = lambda Z, lay=lay: instruments.dense_prefix_attention(Z @ lay.W_Q, Z @ lay.W_K, Z @ lay.W_V, lay.K_P, lay.V_P)  # noqa: E731
         for p in range(s.lipschitz_probes):
             direction = jax.random.rademacher(jax.random.fold_in(jax.random.fold_in(key, 100 + l), p), stack[l].shape,
                                               stack[l].dtype)
             other = stack[l] + delta * direction
-            ratio = float(jnp.max(jnp.abs(A(other) - A(stack[l])))) / delta
-            worst = max(worst, ratio / depth.attention_lipschitz_bound(lay, stack[l], other))
+            A0, A1 = A(stack[l]), A(other)
+            quotient = float(jnp.max(jnp.abs(A1 - A0))) / delta
+            ratio = quotient / depth.attention_lipschitz_bound(lay, stack[l], other)
+            if quotient > 0 and ratio > worst:  # a zero quotient is never the worst: its allowance is not needed
+                rounding = 4 * instruments.gamma(n) * float(jnp.max(jnp.abs(A0)) + jnp.max(jnp.abs(A1))) / delta
+                worst, allowance = ratio, (rounding / quotient + u * float(jnp.max(jnp.abs(stack[l]))) / delta
+                                           + 8 * instruments.gamma(n))
     out.append(calibration("lipschitz_bound_dominates_difference_quotients",
                            "max over layers and random corner perturbations (||Delta||_max = 1e-3 b) of "
                            "||A(X + Delta) - A(X)||_max / (||Delta||_max Lambda(X, X + Delta)) - 1, floored at 0",
-                           max(0.0, worst - 1.0), 1e-9,
-                           "rounding of a difference quotient: 4 u max|A| / delta ~ 1e-12 relative"))
+                           max(0.0, worst - 1.0), allowance,
+                           "the relative rounding of the worst probe's quotient: 4 gamma_N (max|A(X)| + "
+                           "max|A(X')|) / (delta q) + u max|X| / delta + 8 gamma_N (Lambda's evaluation)"))
     return out
 
 
@@ -457,6 +499,9 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     rows = _measure(s, key, instances)
     predictions, findings = _predictions(s, rows)
     by = {p.name: p for p in predictions}
+    calibrations = [*calibrations, crosscheck.counts_from_points(
+        by["composed_bound"], rows, counted=lambda r: True, decidable=lambda r: crosscheck.finite(r["bound"]),
+        holds=lambda r: r["error"] <= r["bound"])]
     where = findings["stops_describing_at_depth"]
     summary = (f"E_D <= B_D at {by['composed_bound'].checked} points ({by['composed_bound'].not_checked} vacuous); "
                f"schedule: max E_D/(C m^-c) {by['deep_polynomial_error'].measured:.3g}; the composition stops describing "

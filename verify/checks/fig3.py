@@ -265,13 +265,13 @@ def _float32_against_float64(inst, out32):
     reference = nk.prefix_attention(*wide)
     discrepancy = float(jnp.max(jnp.abs(out32.astype(jnp.float64) - reference)) / jnp.max(jnp.abs(reference)))
     m, L, d = inst.K_P.shape[0], inst.Q.shape[0], inst.Q.shape[1]
-    n = m + L + d
-    scores = float(jnp.max(jnp.abs(wide[0]) @ jnp.abs(jnp.concatenate([wide[3], wide[1]])).T)) / math.sqrt(d)
-    tolerance = 4 * instruments.gamma(n, jnp.float32) + 4 * 2.0**-24 * scores
+    tolerance = instruments.softmax_rounding(wide[0], jnp.concatenate([wide[3], wide[1]]),
+                                             jnp.concatenate([wide[4], wide[2]]), reference, dtype=jnp.float32)
     return calibration("timed_prefix_attention_float32_matches_float64",
                        f"the timed float32 prefix attention at the largest point (L = {L}, m = {m}) = float64, relative",
                        discrepancy, tolerance,
-                       f"4 gamma_N (float32), N = m + L + d = {n}, plus 4 u S_abs for the scores (S_abs = {scores:.3g})")
+                       "instruments.softmax_rounding in float32: (4 gamma_{N+1} + 4 gamma_{d+2} S_abs) max|V| / max|out|, "
+                       f"N = m + L = {m + L} keys (the float64 route's part is below it)")
 
 
 def _median_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:

@@ -81,7 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkprefix import bounds, kernels, model, perturbation, sampling
-from verify import instruments, plotting
+from verify import crosscheck, instruments, plotting
 from verify.fitting import half_ranges, loglog_slope, one_sided_clopper_pearson, slope_interval
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
@@ -509,6 +509,9 @@ def _judge(s: Settings, X, sup_rows, concentration, calibrations, lam_inf, A_inf
         f"K / template {findings['K_over_template_K']:.1e}, / derived bound <= {findings['K_over_derived_bound_largest']:.2g}; "
         f"kernel error slope {tail['slope']:.3f}"
     )
+    calibrations = [*calibrations, crosscheck.counts_from_points(
+        next(p for p in predictions if p.name == "derived_bound_holds"), sup_rows, counted=lambda r: True,
+        decidable=lambda r: True, holds=lambda r: r["sup"] <= r["derived_bound"])]
     return Evaluation(calibrations, conditions, predictions, summary=summary, findings=findings,
                       measurements=sup_rows + concentration, table=_table(s, sup_rows, K_of),
                       tested_range=f"m = {s.sup_ms[0]} .. {m_max}")

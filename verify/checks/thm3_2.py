@@ -78,7 +78,8 @@ from verify.fitting import clopper_pearson, failure_free_runs_needed, geometric_
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
 from verify.settings import knob
-from verify.verdict import NOT_COVERED, Evaluation, asymptotic, at_most, condition, no_failures, probability_at_least
+from verify.verdict import (NOT_COVERED, Evaluation, asymptotic, at_most, calibration, condition, no_failures,
+                            probability_at_least)
 from verify.witness import Witness
 
 STATEMENT = (
@@ -184,8 +185,53 @@ def _first_step_below(squared: np.ndarray, eps: float, budget: int, offset: int 
     return int(offset + hit[0]) if hit.size else None
 
 
+def _cross_checks(X, Y, W0, a, rec, H, eta: float, m: int) -> list:
+    """Second routes for two of the run's measurements, on the batch's first instance (issue 19): the largest movement
+    at the last step, from the weights the run returns (max_r ||w_r(T) - w_r(0)||, here in numpy) against the one the
+    training loop recorded (tolerance 4 gamma_{d+2} of it: a difference, d squares summed, a root); and linearised GD
+    stepped directly (_linearized) against its closed form Y + V diag((1 - eta m lambda)^t) V^T (F(0) - Y) at every
+    recorded step, in units of ||F(0) - Y|| (tolerance 8 T gamma_{n d_out} || |S| ||, S = I - eta m H*: the direct
+    iteration's first-order rounding is at most T gamma_k || |S| || ||r(0)|| (each product's error at most
+    gamma_k |S| |r| entrywise, k = n d_out, and no step amplifying an earlier one since eta m lambda_max(H*) <= 1: the
+    caller runs this only then); the closed form's, with eigh's backward error taken as gamma_k ||H|| (LAPACK's is
+    p(k) u for a modest p: an assumption, stated), moved through f(lambda) = (1 - eta m lambda)^t whose derivative is
+    at most t eta m there, is at most t gamma_k ||r(0)|| plus the reconstruction's few gamma_k; the sum is within
+    half the tolerance).
+
+    What the movement cross-check covers: the training loop's movement function at the last step (recorded against
+    numpy's from the returned weights), not the row's reading of its maximum over t <= T, which the witness replay
+    re-measures on the deciding run."""
+    d, k = W0.shape[0], H.shape[0]
+    gamma = lambda n: n * 2.0**-53 / (1 - n * 2.0**-53)  # noqa: E731
+    recorded = float(np.asarray(rec.max_movement)[0, -1])
+    moved = float(np.sqrt(((np.asarray(rec.W)[0] - W0) ** 2).sum(axis=0)).max())
+    recorded_steps = np.asarray(rec.kernel_steps)[0]
+    T = int(recorded_steps[-1])
+    F0, Y = np.asarray(rec.outputs)[0, 0], np.asarray(Y)
+    direct = _linearized(H, F0, Y, eta, m, T)[recorded_steps].reshape(len(recorded_steps), -1)
+    lam, V = np.linalg.eigh(H)
+    closed = Y.reshape(-1) + ((1 - eta * m * lam)[None, :] ** recorded_steps[:, None]
+                              * (V.T @ (F0 - Y).reshape(-1))[None, :]) @ V.T
+    scale = float(np.linalg.norm(F0 - Y))
+    amplify = max(1.0, float(np.linalg.norm(np.abs(np.eye(k) - eta * m * H), 2)))
+    return [
+        calibration("cross_check_movement_from_weights",
+                    f"the largest movement at the last step (T = {T}), max_r ||w_r(T) - w_r(0)|| from the returned "
+                    f"weights = the one the training loop recorded ({recorded:.6g}), first instance at m = {m}",
+                    abs(moved - recorded), 4 * gamma(d + 2) * max(recorded, moved),
+                    "4 gamma_{d+2} of the movement: a difference, d squares summed and a root, in either route"),
+        calibration("cross_check_linearised_closed_form",
+                    f"linearised GD stepped directly (verify/checks/thm3_2.py::_linearized) = its closed form "
+                    f"through the eigenvectors of H*, at the {len(recorded_steps)} recorded steps up to t = {T}, "
+                    f"relative to ||F(0) - Y||, first instance at m = {m}",
+                    float(np.linalg.norm(direct - closed, axis=1).max()) / scale, 8 * T * gamma(k) * amplify,
+                    "8 T gamma_{n d_out} || |S| ||: the iteration's first-order rounding (no step amplifies: "
+                    "eta m lambda_max <= 1)"),
+    ]
+
+
 def _runs(s: Settings, X, Y, m: int, instances: list[tuple], families: list[str], B: float, *,
-          to_budget: bool = False) -> list[dict]:
+          to_budget: bool = False, cross: list | None = None) -> list[dict]:
     """Every instance of one prefix length trained at once (ntkprefix.batched), each read at its own T.
 
     The loss is recorded at every step up to the batch's common length; with ``to_budget``, the runs that have not
@@ -208,6 +254,8 @@ def _runs(s: Settings, X, Y, m: int, instances: list[tuple], families: list[str]
     rec = batched.gradient_descent_batch(W0, X, Y, a, jnp.asarray(eta), steps=T_run, record_every=every)
     losses, moves = np.asarray(rec.loss), np.asarray(rec.max_movement)
     lambdas, outputs, steps = np.asarray(rec.lambda_min), np.asarray(rec.outputs), np.asarray(rec.kernel_steps)[0]
+    if cross is not None and trained[0] and eta[0] * m * lam_max[0] <= 1 + 1e-12:  # tolerances presume stable_step
+        cross += _cross_checks(X, Y, np.asarray(instances[0][0]), instances[0][1], rec, H[0], float(eta[0]), m)
     curves = [2 * losses[i] for i in range(len(families))]  # ||F(t) - Y||_F^2, t = 0 .. the steps run
     first = [_first_step_below(curves[i], s.eps, s.max_steps) for i in range(len(families))]
     steps_run = [min(T_run, s.max_steps)] * len(families)
@@ -278,7 +326,7 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     if not all(c.met for c in calibrations):
         return Evaluation.instrument_error(calibrations)
     B = bounds.entry_scale_B(sigma=s.sigma, n=s.n, d=s.d, delta=s.delta)
-    rows = []
+    rows, cross = [], []
     for m in s.ms:
         seeds = list(range(s.seeds_at(m)))
         instances = [draws[seed][m] for seed in seeds]
@@ -286,10 +334,15 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
         anti = list(range(s.antithetic_seeds)) if m >= s.m0 and m >= 2 else []
         instances += [_antithetic(*draws[seed][m]) for seed in anti]
         families += ["antithetic"] * len(anti)
-        for row, seed in zip(_runs(s, X, Y, m, instances, families, B, to_budget=m == s.ms[-1]), seeds + anti):
+        for row, seed in zip(_runs(s, X, Y, m, instances, families, B, to_budget=m == s.ms[-1],
+                                   cross=cross if m >= s.m0 and not cross else None), seeds + anti):
             rows.append({"seed": seed, **row})
     lam_inf = float(jnp.linalg.eigvalsh(kernels.infinite_prefix_kernel(X, s.sigma, s.d_out))[0])
-    evaluation = _judge(s, X, rows, calibrations, lam_inf, B)
+    evaluation = _judge(s, X, rows, [*calibrations, *cross], lam_inf, B)
+    if not cross:
+        evaluation.findings["cross_checks"] = (
+            "not run (cross_check_movement_from_weights, cross_check_linearised_closed_form): no batch with m >= m0 "
+            "has a first instance with a stable step (eta m lambda_max(H*) <= 1), which their tolerances presume")
     evaluation.witness = _witness(s, X, Y, rows, draws)
     return evaluation
 

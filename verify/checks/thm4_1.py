@@ -57,6 +57,13 @@ Predictions (none is a paper conclusion):
       is at most the derived bound: a rigorous kernel term 2 eps/(1 - eps) max|V_C| (eps the exact remainder on the
       realised score range) plus the rounding allowance of ntkprefix.bounds.rounding_allowance. Points where the bound
       is vacuous (eps >= 1, infinite) are not checked and counted apart.
+  bound_attained [derived reading]: the worst checked point reaches attained_fraction = 0.2 of the derived bound
+      (its derivation puts the reachable supremum near 1/4 of it: see the knob). The bound is then pinned from both
+      sides: twice too loose fails here (~0.14); too tight by more than 1/0.28 ~ 3.6 fails rigorous_bound at the
+      searched point. Twice too tight is no error: eps/(1 - eps) max|V_C| is itself a valid bound (the error is
+      sum_j p_j delta_j (v_j - v_bar) / (1 + sum_j p_j delta_j), and the mean absolute deviation of values in
+      [-B, B] is at most B, Popoviciu), so 2 eps/(1 - eps) max|V_C| is loose by a factor 2 by proof and by about 2
+      more from the scores' structure: a finding about the derived bound, reported, not changed (PAPER.md states it).
   polynomial_error_<sweep> [derived sanity]: with g(m), error <= C m^-c at every m >= 2. Listed, not counted: on
       instances meeting entries_within_bound it follows from rigorous_bound at the schedule's points (the realised
       score range is at most S_b, and g(m) is built so that the kernel bound on S_b is <= C m^-c; the rounding
@@ -101,14 +108,14 @@ from ntkprefix import attention as nk_attention
 from ntkprefix import bounds, features, reduction, sampling
 from ntkprefix._numerics import matmul
 from ntkprefix.attention import ntk_attention
-from verify import instruments, plotting, search
+from verify import crosscheck, instruments, plotting, search
 from verify.witness import Witness
 from verify.sharding import SeedBatch
 from verify.fitting import half_ranges, loglog_slope
 from verify.registry import Claim, Control, RunOptions
 from verify.result import Result
 from verify.settings import knob
-from verify.verdict import NOT_COVERED, Evaluation, asymptotic, at_most, condition, no_failures
+from verify.verdict import NOT_COVERED, Evaluation, asymptotic, at_least, at_most, condition, no_failures
 
 STATEMENT = (
     "If ||Q||_inf, ||K_C||_inf, ||V_C||_inf <= o(sqrt(log m)) and d = O(log m), Algorithm 2 (polynomial feature map) "
@@ -168,6 +175,13 @@ class Settings:
     b_growing_max_log2_m: int = knob(12, "third sweep, b(m) = b max(1, ln m)^(1/4): m = 2^1 .. 2^this (g is 26 at 2^12)")
     exponent_threshold: float = knob(0.5, "theta: r(m)'s local exponent over the last half must be <= theta")
     min_checked: int = knob(100, "the rigorous-bound prediction needs at least this many non-vacuous points")
+    attained_fraction: float = knob(
+        0.2, "bound_attained: the worst checked point must reach this fraction of the derived bound. A choice, made "
+             "after the searched family measured 0.28 (issue 19), not a derivation: what is derived is the supremum, "
+             "about 1/4 of 2 eps/(1 - eps) max|V_C| for small eps (where every key's relative error at s = +-S has "
+             "one sign, the output error is eps P (1 - P) (v_P - v_I) / (1 - eps P) at most, P the weight of the keys "
+             "at the worst score); 0.2 sits between 0.14 (the searched worst against a bound twice too loose) and "
+             "0.28. A weaker search (the random family reaches 0.029) would fail it: a finding about the search")
     prefix_offset: float = knob(1.0, "random family: coherent prefix keys P = offset mu + noise, as a trained prefix")
     stream_chunk_rows: int = knob(4096, "prefix rows generated per chunk: the prefix never exists whole, memory "
                                         "O(chunk r) for the reduction and O(chunk L) for the exact reference")
@@ -617,6 +631,9 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     witness = _witness(s, key, rows, instances)
     counts = [c for sweep in SWEEPS for c in _operation_counts(s, sweep)]
     predictions, findings = _predictions(s, rows)
+    calibrations = [*calibrations, crosscheck.counts_from_points(
+        next(p for p in predictions if p.name == "rigorous_bound"), rows, counted=lambda r: r["map"] == "taylor",
+        decidable=lambda r: math.isfinite(_bound_again(r)), holds=lambda r: r["error"] <= _bound_again(r))]
     fd, dl, bg = (findings[f"feature_dimension_{sweep}"] for sweep in SWEEPS)
     by_name = {p.name: p.measured for p in predictions}
     summary = (f"worst error/bound {findings['worst_error_over_bound']:.3g} over {findings['points_checked']} points "
@@ -743,6 +760,17 @@ def _conditions(s: Settings, rows: list[dict]) -> list:
     ]
 
 
+def _bound_again(row: dict) -> float:
+    """The point's derived bound recomputed from its raw parts, for the counts' cross-check (issue 19): eps from the
+    realised score range S and degree g (bounds.taylor_relative_error, calibrated against series), then
+    2 eps/(1 - eps) max|V_C| + the rounding term written out here; inf where eps >= 1 or the rounding term is vacuous
+    (not checked). It shares neither the row's eps and bound nor _checked_and_vacuous's filter."""
+    eps = bounds.taylor_relative_error(float(row["S"]), int(row["g"]))
+    if not eps < 1:
+        return math.inf
+    return 2 * eps / (1 - eps) * float(row["V_C"]) + float(row["rounding_term"])
+
+
 def _checked_and_vacuous(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     """The Taylor points rigorous_bound checks (eps < 1, a finite bound), and those whose bound is vacuous."""
     taylor = [r for r in rows if r["map"] == "taylor"]
@@ -762,7 +790,15 @@ def _predictions(s: Settings, rows: list[dict]) -> tuple[list, dict]:
                                min_checked=s.min_checked, source="derived", role="reading")]
     by_family = {family: max((r["error"] / r["bound"] for r in checked if r["family"] == family), default=math.nan)
                  for family in (*FAMILIES, SEARCHED)}
-    findings = {"worst_error_over_bound": max((r["error"] / r["bound"] for r in checked), default=math.nan),
+    worst = max((r["error"] / r["bound"] for r in checked), default=math.nan)
+    predictions.append(at_least(
+        "bound_attained", f"max over checked points (every family, the searched one included) of error / the derived "
+        f"bound >= {s.attained_fraction:g}: the bound is as tight as its derivation says (about 1/4 of it is "
+        "reachable), so a bound too loose by a factor 2 fails here and one too tight fails rigorous_bound",
+        worst, s.attained_fraction, source="derived", role="reading",
+        free_choices=(f"attained_fraction = {s.attained_fraction:g}",),
+        not_tested=None if checked else "no non-vacuous point"))
+    findings = {"worst_error_over_bound": worst,
                 "worst_error_over_bound_by_family": by_family,
                 "points_exceeding_bound_by_family": {
                     family: sum(r["family"] == family for r in exceeded) for family in (*FAMILIES, SEARCHED)},
