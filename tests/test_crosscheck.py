@@ -17,7 +17,7 @@ from verify.verdict import no_failures
 #: The cross-checks each check's JSON lists (verify/crosscheck.py, verify/registry.py::witness_cross_check).
 EXPECTED = {"lem3_1": {"cross_check_counts_derived_bound_holds", "cross_check_witness_replay"},
             "thm3_2": {"cross_check_movement_from_weights", "cross_check_linearised_closed_form",
-                       "cross_check_witness_replay"},
+                       "cross_check_first_run_replay", "cross_check_witness_replay"},
             "prop3_3": {"cross_check_law_against_linearised_gd", "cross_check_witness_replay"},
             "thm4_1": {"cross_check_counts_rigorous_bound", "cross_check_witness_replay"},
             "depth": {"cross_check_counts_composed_bound", "cross_check_witness_replay"},

@@ -157,7 +157,7 @@ def test_the_cross_checks_are_met_and_left_out_where_the_step_is_unstable(record
     # tolerances (which presume a stable step) do not hold, so they are not run and the findings say so
     found = {c["name"]: c for c in records[None]["calibrations"] if c["name"].startswith("cross_check_")}
     assert set(found) == {"cross_check_movement_from_weights", "cross_check_linearised_closed_form",
-                       "cross_check_witness_replay"}
+                          "cross_check_first_run_replay", "cross_check_witness_replay"}
     assert all(c["met"] for c in found.values()), found
     unstable = records["eta_too_large"]
     assert not any(c["name"].startswith("cross_check_") for c in unstable["calibrations"])

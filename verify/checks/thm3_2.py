@@ -199,8 +199,8 @@ def _cross_checks(X, Y, W0, a, rec, H, eta: float, m: int) -> list:
     half the tolerance).
 
     What the movement cross-check covers: the training loop's movement function at the last step (recorded against
-    numpy's from the returned weights), not the row's reading of its maximum over t <= T, which the witness replay
-    re-measures on the deciding run."""
+    numpy's from the returned weights), not the row's reading of its maximum over t <= T, which _first_run_replay
+    (the first run) and the witness replay (the deciding run) re-measure."""
     d, k = W0.shape[0], H.shape[0]
     gamma = lambda n: n * 2.0**-53 / (1 - n * 2.0**-53)  # noqa: E731
     recorded = float(np.asarray(rec.max_movement)[0, -1])
@@ -338,7 +338,8 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
                                    cross=cross if m >= s.m0 and not cross else None), seeds + anti):
             rows.append({"seed": seed, **row})
     lam_inf = float(jnp.linalg.eigvalsh(kernels.infinite_prefix_kernel(X, s.sigma, s.d_out))[0])
-    evaluation = _judge(s, X, rows, [*calibrations, *cross], lam_inf, B)
+    first_run = _first_run_replay(s, X, Y, rows, draws) if options.control is None else None
+    evaluation = _judge(s, X, rows, [*calibrations, *cross, *([first_run] if first_run else [])], lam_inf, B)
     if not cross:
         evaluation.findings["cross_checks"] = (
             "not run (cross_check_movement_from_weights, cross_check_linearised_closed_form): no batch with m >= m0 "
@@ -347,14 +348,38 @@ def evaluate(s: Settings, options: RunOptions) -> Evaluation:
     return evaluation
 
 
-def _witness(s: Settings, X, Y, rows: list[dict], draws: list[dict]) -> Witness:
+def _first_run_replay(s: Settings, X, Y, rows: list[dict], draws: list[dict]):
+    """The first instance's own measurements by a second route (issue 19): the first independent W(0) (seed 0) at the
+    smallest m >= m0 whose step is stable, replayed as a witness is (verify.witness's training route: extended
+    precision, the gradient through the softmax Jacobian written anew), so that its first step below eps, the squared
+    errors there and its largest movement over t <= T (the quantity of movement_within_R, read by _runs) are
+    re-measured. None where there is no such run or np.longdouble is no wider than float64 (the route's allowance
+    rests on that: verify.registry.witness_cross_check)."""
+    from verify import witness as witness_routes
+
+    row = next((r for r in sorted(rows, key=lambda r: r["m"]) if r["family"] == "iid" and r["seed"] == 0
+                and r["m"] >= s.m0 and r["run"] and r["eta_m_lambda_max"] <= 1 + 1e-12), None)
+    if row is None or np.finfo(np.longdouble).nmant <= 52:
+        return None
+    replayed = witness_routes.REPLAYS["training_run"](_witness(s, X, Y, rows, draws, row=row))
+    return calibration("cross_check_first_run_replay",
+                       f"the first run's (m = {row['m']}, seed 0) first step below eps, squared errors there and largest "
+                       "movement over t <= T, re-measured by the witness's training route (extended precision)",
+                       replayed.discrepancy, 1.0,
+                       "the route's allowances (verify/witness.py::_two_precisions: the evaluation's rounding bound, the "
+                       "trajectory's an estimate): discrepancy = max |replayed - reported| / allowance")
+
+
+def _witness(s: Settings, X, Y, rows: list[dict], draws: list[dict], *, row: dict | None = None) -> Witness:
     """The run that decided conclusion_probability's side (the paper column): among the independent W(0) at the
     largest m, one that did not reach eps within the step budget (a failing instance) if there is one, else the one
     that reached it last (closest to failing). It also carries the run's largest movement up to its template T, the
     quantity of the reading movement_within_R. The replay trains it again (verify.witness: extended precision, the
     gradient through the softmax Jacobian written out anew)."""
     at_largest = [r for r in rows if r["family"] == "iid" and r["m"] == s.ms[-1]]
-    row = max(at_largest, key=lambda r: (r["first_step_below_eps"] is None, r["first_step_below_eps"] or 0, -r["seed"]))
+    if row is None:  # the deciding run (else the given one: _first_run_replay)
+        row = max(at_largest, key=lambda r: (r["first_step_below_eps"] is None, r["first_step_below_eps"] or 0,
+                                             -r["seed"]))
     W0, a = draws[row["seed"]][row["m"]]
     first = row["first_step_below_eps"]
     steps = max(first if first is not None else row["steps_run"], row["T"] if row["run"] else 0)
