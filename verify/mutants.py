@@ -404,15 +404,6 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(tmp) / fault.name
             shutil.copytree(snapshot, root)
             plant(fault, root)
-            verdicts, changed = None, {}
-
-            def judge_by_verdicts():
-                nonlocal verdicts, changed
-                verdicts = run_verdicts(root, claims)
-                changed = {c: (baseline()[c], verdicts.get(c)) for c in claims if verdicts.get(c) != baseline()[c]}
-
-            if not args.tests_first:
-                judge_by_verdicts()
             tests_pass, tests_line = (True, "not run") if args.no_tests else run_tests(root, fault.tests)
             if not tests_pass:
                 if fault.tests not in baseline_tests:
@@ -420,8 +411,10 @@ def main(argv: list[str] | None = None) -> int:
                 if not baseline_tests[fault.tests][0]:  # already failing unmutated: the failure shows nothing
                     tests_pass, tests_line = True, (f"fail unmutated too ({baseline_tests[fault.tests][1]}), so they "
                                                     "catch nothing")
-            if args.tests_first and tests_pass:
-                judge_by_verdicts()
+            # the verdicts, unless --tests-first and the tests caught it already
+            verdicts = run_verdicts(root, claims) if not args.tests_first or tests_pass else None
+            changed = {c: (baseline()[c], verdicts.get(c)) for c in claims
+                       if verdicts is not None and verdicts.get(c) != baseline()[c]}
             killed = bool(changed) or not tests_pass
             caught += killed
             by_package[package_of(fault)][0] += killed

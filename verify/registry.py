@@ -149,12 +149,13 @@ class Claim:
         )
 
 
-def witness_cross_check(witness):
+def witness_cross_check(witness, *, name: str = "cross_check_witness_replay", statement: str | None = None):
     """The run's deciding instance (its witness) measured again by verify.witness's independent route, as a
     calibration of the check's own measurement code (issue 19): the discrepancy is the largest |replayed - stored| /
     allowance over the numbers the route compares (infinite for a disagreement of another kind: a threshold's side, a
     bound, a step), against 1. A disagreement is an instrument error. Not run for a control, whose planted fault the
-    route would see instead of the symptom the control names.
+    route would see instead of the symptom the control names. A check may cross-check another of its instances the
+    same way, under its own ``name`` and ``statement`` (thm3_2's first run).
 
     The training routes (thm3_2's training_run, prop3_3's loss_in_compute) bound the evaluation's rounding but
     estimate the trajectory's (10x the float64 effect measured against an extended-precision replay: an estimate,
@@ -163,14 +164,14 @@ def witness_cross_check(witness):
     from verify import witness as witness_module
     from verify.verdict import calibration
 
-    if witness.kind in ("training_run", "loss_in_compute") and np.finfo(np.longdouble).nmant <= 52:
+    if not witness_module.cross_checkable_here(witness.kind):
         return None
 
     replayed = witness_module.replay_numbers(witness)
     return calibration(
-        "cross_check_witness_replay",
-        f"the deciding instance re-measured by an independent route (verify.witness, {witness.kind}) = the check's own "
-        f"measurement: {witness.quantity}",
+        name,
+        statement or (f"the deciding instance re-measured by an independent route (verify.witness, {witness.kind}) = "
+                      f"the check's own measurement: {witness.quantity}"),
         replayed.discrepancy, 1.0,
         "the route's stated allowances: discrepancy = max |replayed - stored| / allowance over the numbers compared")
 

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Witness", "Replay", "FORMAT", "save", "load", "provenance", "replay", "replay_numbers", "REPLAYS", "main"]
+__all__ = ["Witness", "Replay", "FORMAT", "save", "load", "provenance", "replay", "replay_numbers", "cross_checkable_here", "REPLAYS", "main"]
 
 FORMAT = 1  # bumped when the file layout changes; a reader refuses other formats
 
@@ -622,6 +622,18 @@ def _time_again(L: int, d: int, ms: list[int], rounds: int = 3) -> str:
 REPLAYS: dict[str, Callable[[Witness], Replay]] = {"attention_error": _attention_error, "deep_error": _deep_error,
                                                    "ntk_change": _ntk_change, "training_run": _training_run,
                                                    "loss_in_compute": _loss_in_compute, "timing_slope": _timing_slope}
+
+
+#: Witness kinds whose replay allowance rests in part on an estimate measured against np.longdouble
+#: (:func:`_two_precisions`: the trajectory's rounding, 10x the float64 effect against extended precision).
+EXTENDED_REFERENCE_KINDS = ("training_run", "loss_in_compute")
+
+
+def cross_checkable_here(kind: str) -> bool:
+    """Whether a replay of this kind can serve as a cross-check on this platform: not for the kinds of
+    :data:`EXTENDED_REFERENCE_KINDS` where np.longdouble is no wider than float64 (some platforms), since their
+    allowance would then have nothing to measure the trajectory's rounding against."""
+    return kind not in EXTENDED_REFERENCE_KINDS or np.finfo(np.longdouble).nmant > 52
 
 
 def replay_numbers(witness: Witness) -> Replay:

@@ -264,7 +264,7 @@ def _float32_against_float64(inst, out32):
     wide = [jnp.asarray(x, jnp.float64) for x in inst]
     reference = nk.prefix_attention(*wide)
     discrepancy = float(jnp.max(jnp.abs(out32.astype(jnp.float64) - reference)) / jnp.max(jnp.abs(reference)))
-    m, L, d = inst.K_P.shape[0], inst.Q.shape[0], inst.Q.shape[1]
+    m, L = inst.K_P.shape[0], inst.Q.shape[0]
     tolerance = instruments.softmax_rounding(wide[0], jnp.concatenate([wide[3], wide[1]]),
                                              jnp.concatenate([wide[4], wide[2]]), reference, dtype=jnp.float32)
     return calibration("timed_prefix_attention_float32_matches_float64",

@@ -75,7 +75,7 @@ from scipy import stats
 from ntkprefix import batched, bounds, kernels, model, sampling
 from verify import instruments, plotting
 from verify.fitting import clopper_pearson, failure_free_runs_needed, geometric_mean, loglog_slope, slope_interval
-from verify.registry import Claim, Control, RunOptions
+from verify.registry import Claim, Control, RunOptions, witness_cross_check
 from verify.result import Result
 from verify.settings import knob
 from verify.verdict import (NOT_COVERED, Evaluation, asymptotic, at_most, calibration, condition, no_failures,
@@ -353,21 +353,16 @@ def _first_run_replay(s: Settings, X, Y, rows: list[dict], draws: list[dict]):
     smallest m >= m0 whose step is stable, replayed as a witness is (verify.witness's training route: extended
     precision, the gradient through the softmax Jacobian written anew), so that its first step below eps, the squared
     errors there and its largest movement over t <= T (the quantity of movement_within_R, read by _runs) are
-    re-measured. None where there is no such run or np.longdouble is no wider than float64 (the route's allowance
-    rests on that: verify.registry.witness_cross_check)."""
-    from verify import witness as witness_routes
-
+    re-measured. None where there is no such run or where the route cannot serve here
+    (verify.registry.witness_cross_check)."""
     row = next((r for r in sorted(rows, key=lambda r: r["m"]) if r["family"] == "iid" and r["seed"] == 0
                 and r["m"] >= s.m0 and r["run"] and r["eta_m_lambda_max"] <= 1 + 1e-12), None)
-    if row is None or np.finfo(np.longdouble).nmant <= 52:
+    if row is None:
         return None
-    replayed = witness_routes.REPLAYS["training_run"](_witness(s, X, Y, rows, draws, row=row))
-    return calibration("cross_check_first_run_replay",
-                       f"the first run's (m = {row['m']}, seed 0) first step below eps, squared errors there and largest "
-                       "movement over t <= T, re-measured by the witness's training route (extended precision)",
-                       replayed.discrepancy, 1.0,
-                       "the route's allowances (verify/witness.py::_two_precisions: the evaluation's rounding bound, the "
-                       "trajectory's an estimate): discrepancy = max |replayed - reported| / allowance")
+    return witness_cross_check(
+        _witness(s, X, Y, rows, draws, row=row), name="cross_check_first_run_replay",
+        statement=f"the first run's (m = {row['m']}, seed 0) first step below eps, squared errors there and largest "
+                  "movement over t <= T, re-measured by the witness's training route (extended precision)")
 
 
 def _witness(s: Settings, X, Y, rows: list[dict], draws: list[dict], *, row: dict | None = None) -> Witness:
